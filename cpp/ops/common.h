@@ -1,0 +1,90 @@
+// Helpers shared by the kernel families: Eigen views of tensors and numpy broadcasting.
+#pragma once
+
+#include <Eigen/Core>
+#include <string>
+
+#include "ops/registry.h"
+
+namespace tg {
+
+template <class T> using Vec = Eigen::Array<T, Eigen::Dynamic, 1>;
+template <class T> using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+template <class T> Eigen::Map<Vec<T>> vec(const Tensor& t) { return {t.data<T>(), t.numel()}; }
+template <class T> Eigen::Map<const Vec<T>> cvec(const Tensor& t) { return {t.data<T>(), t.numel()}; }
+template <class T> Eigen::Map<Mat<T>> mat(const Tensor& t, int64_t rows, int64_t cols) {
+    return {t.data<T>(), rows, cols};
+}
+template <class T> Eigen::Map<const Mat<T>> cmat(const Tensor& t, int64_t rows, int64_t cols) {
+    return {t.data<T>(), rows, cols};
+}
+
+// Runs f(T{}) for the float type of the call's first input.
+template <class F> void with_dtype(const Call& c, const char* op, F&& f) {
+    float_dispatch(c.in[0].dtype(), op, f);
+}
+
+// numpy's broadcast of two shapes; ValueError naming `op` when they are incompatible.
+Shape broadcast_shape(const Shape& a, const Shape& b, const char* op);
+
+// Element strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast axes).
+std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out);
+
+// Walks `out` row by row (the last axis is a row) and calls
+// row(out_offset, a_offset, b_offset, n, a_stride, b_stride) with the operands' offsets for that row.
+template <class Row>
+void walk(const Shape& out, const std::vector<int64_t>& sa, const std::vector<int64_t>& sb, Row&& row) {
+    const int64_t total = numel_of(out);
+    if (total == 0) return;
+    const size_t nd = out.size();
+    if (nd == 0) {
+        row(int64_t{0}, int64_t{0}, int64_t{0}, int64_t{1}, int64_t{0}, int64_t{0});
+        return;
+    }
+    const int64_t n = out[nd - 1];
+    std::vector<int64_t> idx(nd, 0);
+    int64_t oa = 0, ob = 0;
+    for (int64_t o = 0; o < total; o += n) {
+        row(o, oa, ob, n, sa[nd - 1], sb[nd - 1]);
+        for (size_t d = nd - 1; d-- > 0;) {  // odometer step over the outer axes
+            if (++idx[d] < out[d]) {
+                oa += sa[d];
+                ob += sb[d];
+                break;
+            }
+            oa -= sa[d] * (out[d] - 1);
+            ob -= sb[d] * (out[d] - 1);
+            idx[d] = 0;
+        }
+    }
+}
+
+// out = f(a, b) with numpy broadcasting to `out_shape`.
+template <class T, class F>
+void broadcast_apply(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.data<T>();
+    if (a.shape() == out.shape() && b.shape() == out.shape()) {
+        for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(pa[i], pb[i]);
+        return;
+    }
+    walk(out.shape(), broadcast_strides(a.shape(), out.shape()), broadcast_strides(b.shape(), out.shape()),
+         [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
+             for (int64_t i = 0; i < n; ++i) po[o + i] = f(pa[ia + i * sa], pb[ib + i * sb]);
+         });
+}
+
+template <class T, class F>
+Tensor broadcast_new(const Tensor& a, const Tensor& b, F f) {
+    Tensor out = Tensor::empty(broadcast_shape(a.shape(), b.shape(), "broadcast"), a.dtype());
+    broadcast_apply<T>(a, b, out, f);
+    return out;
+}
+
+// The gradient-reduction rule of every broadcasting op: sums g over the axes along which `shape`
+// was broadcast, giving a tensor of `shape` (g itself when nothing was broadcast).
+Tensor sum_to(const Tensor& g, const Shape& shape);
+
+}  // namespace tg

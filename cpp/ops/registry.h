@@ -1,0 +1,47 @@
+// The one table of ops: each row binds a name, a shape rule, a forward and a backward kernel.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "tensor.h"
+
+namespace tg {
+
+// Constants an op takes besides its tensor inputs; no gradient flows to them.
+struct Attrs {
+    std::vector<int64_t> ints;  // axes, repeat counts
+    double real = 0.0;
+    Tensor index;  // int64 indices (select)
+};
+
+// One application of an op: what its kernels see, kept on the tape for the backward.
+struct Call {
+    std::vector<Tensor> in;   // all of one float dtype (the tape promotes before the call)
+    std::vector<Tensor> out;  // allocated from the shape rule before the forward runs
+    Attrs attrs;
+    Tensor aux;  // extra state a forward keeps for its backward (e.g. argmax positions)
+};
+
+// Validates the inputs and attributes (ValueError/IndexError naming the op) and gives the output shapes.
+using ShapeRule = std::vector<Shape> (*)(const char* op, const Call&);
+using Forward = void (*)(Call&);
+// Gradients of the inputs given those of the outputs; where need[i] is false the kernel may skip
+// input i and return an undefined Tensor for it.
+using Backward = std::vector<Tensor> (*)(const Call&, const std::vector<Tensor>& grads,
+                                         const std::vector<bool>& need);
+
+struct OpDef {
+    const char* name;
+    int arity;   // number of tensor inputs
+    int n_ints;  // number of integer attributes (attrs.ints)
+    ShapeRule shape;
+    Forward forward;  // null for views: the output shares the input's buffer with a new shape
+    Backward backward;
+};
+
+const std::vector<OpDef>& op_table();
+// Index of an op by name; ValueError if there is none.
+int op_index(const std::string& name);
+
+}  // namespace tg

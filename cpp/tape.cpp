@@ -1,0 +1,226 @@
+#include "tape.h"
+
+#include <atomic>
+#include <functional>
+
+namespace tg {
+
+namespace {
+thread_local bool grad_mode = true;
+std::atomic<uint64_t> epoch{0};
+
+// Visits every op node below `root` once (each before the op nodes below it are left), calling
+// visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by memory.
+void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>& visit) {
+    if (!root->source) return;
+    const uint64_t mark = ++epoch;
+    std::vector<std::pair<OpNodePtr, size_t>> stack;
+    root->source->mark = mark;
+    stack.emplace_back(root->source, 0);
+    while (!stack.empty()) {
+        OpNode* op = stack.back().first.get();
+        size_t& next = stack.back().second;
+        if (next < op->inputs.size()) {
+            const OpNodePtr& src = op->inputs[next++]->source;
+            if (src && src->mark != mark) {
+                src->mark = mark;
+                stack.emplace_back(src, 0);
+            }
+        } else {
+            OpNodePtr done = std::move(stack.back().first);
+            stack.pop_back();
+            visit(done);
+        }
+    }
+}
+
+std::string grad_error(const OpNode& op, size_t i, const Tensor& g, const Tensor& in) {
+    return "backward of " + op.name() + " returned a gradient of shape " + shape_str(g.shape()) + " for input " +
+           std::to_string(i) + " of shape " + shape_str(in.shape());
+}
+}  // namespace
+
+Node::~Node() {
+    if (!source) return;
+    std::vector<OpNodePtr> stack;
+    stack.push_back(std::move(source));
+    while (!stack.empty()) {
+        OpNodePtr op = std::move(stack.back());
+        stack.pop_back();
+        if (op.use_count() != 1) continue;  // still held elsewhere: dropping our reference frees nothing
+        // Take the sources of inputs that die with this op, so their destructors have nothing to recurse into.
+        for (auto& in : op->inputs) {
+            long held_here = 0;
+            for (auto& other : op->inputs) held_here += other == in;
+            if (in->source && in.use_count() == held_here) stack.push_back(std::move(in->source));
+        }
+    }
+}
+
+std::string OpNode::name() const { return external ? external->name() : op_table()[op].name; }
+
+bool grad_enabled() { return grad_mode; }
+void set_grad_enabled(bool enabled) { grad_mode = enabled; }
+
+Call run_forward(int op, std::vector<Tensor> inputs, Attrs attrs) {
+    const OpDef& def = op_table().at(static_cast<size_t>(op));
+    const std::string name = def.name;
+    if (static_cast<int>(inputs.size()) != def.arity)
+        throw std::invalid_argument(name + ": expected " + std::to_string(def.arity) + " input" +
+                                    (def.arity == 1 ? "" : "s") + ", got " + std::to_string(inputs.size()));
+    if (static_cast<int>(attrs.ints.size()) != def.n_ints)
+        throw std::invalid_argument(name + ": expected " + std::to_string(def.n_ints) +
+                                    " integer attributes, got " + std::to_string(attrs.ints.size()));
+    DType dt = inputs[0].dtype();
+    for (const auto& t : inputs) {
+        if (!is_float(t.dtype()))
+            throw DTypeError(name + ": unsupported dtype " + dtype_name(t.dtype()) + " (expected float32 or float64)");
+        dt = promote(dt, t.dtype());
+    }
+    Call c;
+    for (auto& t : inputs) c.in.push_back(t.to(dt));
+    c.attrs = std::move(attrs);
+    const std::vector<Shape> shapes = def.shape(def.name, c);
+    if (!def.forward) {
+        c.out.push_back(c.in[0].view(shapes[0]));
+    } else {
+        for (const auto& s : shapes) c.out.push_back(Tensor::empty(s, dt));
+        def.forward(c);
+    }
+    return c;
+}
+
+std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads) {
+    const OpDef& def = op_table().at(static_cast<size_t>(op));
+    if (grads.size() != call.out.size())
+        throw std::invalid_argument(std::string(def.name) + ": backward expected " + std::to_string(call.out.size()) +
+                                    " gradient(s), got " + std::to_string(grads.size()));
+    std::vector<Tensor> g;
+    for (size_t k = 0; k < grads.size(); ++k) {
+        if (grads[k].shape() != call.out[k].shape())
+            throw std::invalid_argument(std::string(def.name) + ": gradient of shape " + shape_str(grads[k].shape()) +
+                                        " does not match output of shape " + shape_str(call.out[k].shape()));
+        g.push_back(grads[k].to(call.out[k].dtype()));
+    }
+    return def.backward(call, g, std::vector<bool>(call.in.size(), true));
+}
+
+static std::vector<NodePtr> connect(OpNodePtr op, std::vector<Tensor> outputs, bool record) {
+    std::vector<NodePtr> nodes;
+    for (auto& t : outputs) {
+        auto n = std::make_shared<Node>(std::move(t), record);
+        if (record) {
+            op->out_shapes.push_back(n->value.shape());
+            op->out_dtypes.push_back(n->value.dtype());
+            op->outputs.push_back(n);
+            n->source = op;
+        }
+        nodes.push_back(std::move(n));
+    }
+    return nodes;
+}
+
+static bool should_record(const std::vector<NodePtr>& inputs) {
+    if (!grad_mode) return false;
+    for (const auto& n : inputs)
+        if (n->requires_grad) return true;
+    return false;
+}
+
+std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
+    std::vector<Tensor> values;
+    for (const auto& n : inputs) values.push_back(n->value);
+    Call call = run_forward(op, std::move(values), std::move(attrs));
+    const bool rec = should_record(inputs);
+    auto node = rec ? std::make_shared<OpNode>() : nullptr;
+    std::vector<Tensor> outs = call.out;
+    if (rec) {
+        node->op = op;
+        node->call = std::move(call);
+        node->inputs = inputs;
+    }
+    return connect(node, std::move(outs), rec);
+}
+
+std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
+                            std::vector<Tensor> outputs) {
+    const bool rec = should_record(inputs);
+    auto node = rec ? std::make_shared<OpNode>() : nullptr;
+    if (rec) {
+        node->external = std::move(op);
+        node->inputs = inputs;
+    }
+    return connect(node, std::move(outputs), rec);
+}
+
+void backward(const NodePtr& root) {
+    if (root->value.numel() != 1)
+        throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
+                                    shape_str(root->value.shape()));
+    root->grad = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
+    std::vector<OpNodePtr> order;
+    post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
+
+    for (auto it = order.rbegin(); it != order.rend(); ++it) {
+        OpNode& op = **it;
+        std::vector<Tensor> grads;
+        bool reached = false;
+        for (size_t k = 0; k < op.out_shapes.size(); ++k) {
+            NodePtr out = op.outputs[k].lock();
+            if (out && out->grad.defined()) {
+                grads.push_back(out->grad);
+                reached = true;
+            } else {
+                grads.push_back(Tensor::zeros(op.out_shapes[k], op.out_dtypes[k]));
+            }
+        }
+        if (!reached) continue;
+        std::vector<bool> need;
+        for (const auto& in : op.inputs) need.push_back(in->requires_grad);
+        std::vector<Tensor> gin;
+        if (op.external) {
+            gin = op.external->backward(grads);
+        } else {
+            for (auto& g : grads) g = g.to(op.call.in[0].dtype());
+            gin = op_table()[op.op].backward(op.call, grads, need);
+        }
+        grads.clear();
+        if (gin.size() != op.inputs.size())
+            throw std::invalid_argument("backward of " + op.name() + " returned " + std::to_string(gin.size()) +
+                                        " gradient(s) for " + std::to_string(op.inputs.size()) + " input(s)");
+        for (size_t i = 0; i < gin.size(); ++i) {
+            Node& in = *op.inputs[i];
+            Tensor g = std::move(gin[i]);
+            if (!need[i] || !g.defined()) continue;
+            if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
+            g = g.to(in.value.dtype());
+            if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
+                in.grad.add_(g);
+            else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
+                in.grad = g.buffer().use_count() == 1 ? g : g.clone();
+        }
+    }
+}
+
+void zero_grad(const NodePtr& root) {
+    auto zero = [](Node& n) {
+        if (n.grad.defined()) n.grad.fill(0.0);
+    };
+    zero(*root);
+    post_order(root, [&](const OpNodePtr& op) {
+        for (auto& in : op->inputs) zero(*in);
+    });
+}
+
+void clear(const NodePtr& root) {
+    std::vector<OpNodePtr> ops;
+    post_order(root, [&](const OpNodePtr& op) { ops.push_back(op); });
+    for (auto& op : ops) {
+        for (auto& in : op->inputs) in->source.reset();
+        op->inputs.clear();
+        op->outputs.clear();
+    }
+    root->source.reset();
+}
+
+}  // namespace tg
