@@ -1,0 +1,136 @@
+"""The graph: TensorNode and OpNode (C++ objects), the Op base class and grad mode.
+
+A TensorNode holds a value (a numpy array sharing the engine's buffer), its gradient, and the OpNode
+that produced it (``source``). An Op is a class with static ``forward(context, *arrays, **kwargs)`` and
+``backward(context, *grads)``; ``Op.do_forward(*nodes, **kwargs)`` applies it and records an OpNode on
+the tape. Ops written in Python run on the same tape as the engine's own ops.
+"""
+
+from . import _core
+
+TensorNode = _core.TensorNode
+OpNode = _core.OpNode
+
+
+class Op:
+    """An operation: static ``forward(context, *arrays, **kwargs)`` and ``backward(context, *grads)``.
+
+    Subclass it to write your own op. ``forward`` gets the raw numpy values of the input nodes and
+    returns an array (or a tuple of arrays); keyword arguments are constants and get no gradient.
+    ``context`` is a dict to keep what the backward needs. ``backward`` gets one gradient array per
+    output and returns one gradient per input (a tuple when there are several), each of its input's
+    shape: the derivative of the loss with respect to that input, not just the local derivative.
+    """
+
+    @classmethod
+    def do_forward(cls, *inputs, **kwargs):
+        """Apply the op to TensorNodes; return the output node (a list of them for several outputs)."""
+        for i, x in enumerate(inputs):
+            if not isinstance(x, TensorNode):
+                raise TypeError(f"{cls.__name__}: all inputs must be TensorNodes; input {i} is "
+                                f"{type(x).__name__} (constants go in as keyword arguments)")
+        context = {}
+        outputs = cls.forward(context, *[x.value for x in inputs], **kwargs)
+        if isinstance(outputs, list):
+            outputs = tuple(outputs)
+        return _core.record(cls, context, inputs, outputs)
+
+    @staticmethod
+    def forward(context, *inputs, **kwargs):
+        """Compute the output arrays from the input arrays."""
+        raise NotImplementedError("an Op subclass must define forward(context, *inputs, **kwargs)")
+
+    @staticmethod
+    def backward(context, *goutputs):
+        """Compute the gradients of the inputs from those of the outputs."""
+        raise NotImplementedError("an Op subclass must define backward(context, *goutputs)")
+
+
+_OP_NAMES = _core.op_names()
+
+
+class NativeOp(Op):
+    """An op whose forward and backward are C++ kernels of the engine.
+
+    ``do_forward`` goes straight to the engine. ``forward(context, *arrays)`` and
+    ``backward(context, *grads)`` also work on raw arrays, as for any Op, and run the same kernels.
+    A subclass that redefines forward or backward runs as a Python op instead.
+    """
+
+    _native = None  # the engine's name of the op
+    _index = None   # its row in the engine's op table
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "_native" in cls.__dict__:
+            cls._index = _OP_NAMES.index(cls._native)
+            _core.register_op_class(cls._index, cls)
+        elif "forward" in cls.__dict__ or "backward" in cls.__dict__:
+            cls._index = None
+
+    @staticmethod
+    def _constants():
+        """Map the op's keyword arguments to the engine's (integers, real, index array)."""
+        return (), 0.0, None
+
+    @classmethod
+    def _parse(cls, kwargs):
+        try:
+            return cls._constants(**kwargs)
+        except TypeError as e:
+            raise TypeError(f"{cls.__name__}: {e}") from None
+
+    @classmethod
+    def do_forward(cls, *inputs, **kwargs):
+        if cls._index is None:
+            return super().do_forward(*inputs, **kwargs)
+        return _core.apply(cls._index, inputs, *cls._parse(kwargs))
+
+    @classmethod
+    def forward(cls, context, *inputs, **kwargs):
+        outputs, native = _core.forward(cls._index, inputs, *cls._parse(kwargs))
+        context["native"] = native
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    @classmethod
+    def backward(cls, context, *goutputs):
+        grads = _core.backward(context["native"], goutputs)
+        return grads[0] if len(grads) == 1 else tuple(grads)
+
+
+class no_grad:
+    """Context manager (and decorator) in which ops record nothing: results have no source."""
+
+    def __enter__(self):
+        self._previous = _core.is_grad_enabled()
+        _core.set_grad_enabled(False)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._previous)
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled():
+    """True unless inside ``no_grad()``."""
+    return _core.is_grad_enabled()
+
+
+def set_num_threads(n):
+    """Number of threads the engine's matrix products may use."""
+    _core.set_num_threads(int(n))
+
+
+def get_num_threads():
+    """Number of threads the engine's matrix products use."""
+    return _core.get_num_threads()
