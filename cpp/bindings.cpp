@@ -173,11 +173,18 @@ struct NativeContext {
     Call call;
 };
 
+// The op's Python class name (vg.Add -> "Add"), as vugrad prints it; the engine name otherwise.
+std::string op_label(const OpNode& o) {
+    if (o.external) return o.name();
+    PyObject* cls = op_classes()[static_cast<size_t>(o.op)];
+    return cls ? std::string(py::str(py::handle(cls).attr("__name__"))) : o.name();
+}
+
 std::string node_repr(const Node& n) {
     std::string s = "TensorNode[";
     if (!n.name.empty()) s += n.name + ", ";
     s += "size " + shape_str(n.value.shape()) + ", " + dtype_name(n.value.dtype()) + ", source " +
-         (n.source ? n.source->name() : "None") + "]";
+         (n.source ? op_label(*n.source) : "None") + "]";
     return s;
 }
 
@@ -224,7 +231,7 @@ PYBIND11_MODULE(_core, m) {
                 return d;
             },
             "What the op saved for its backward (for Python ops: the dict its forward filled).")
-        .def("__repr__", [](const OpNode& o) { return "OpNode[" + o.name() + "]"; });
+        .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; });
 
     py::class_<Node, NodePtr> node(m, "TensorNode", py::dynamic_attr(),
                                    "A value in the computation graph, linked to the op that produced it.");
@@ -252,7 +259,6 @@ PYBIND11_MODULE(_core, m) {
                     }
                 }
                 n.value = to_tensor(v, "TensorNode.value", true);
-                n.grad = Tensor();
             },
             "The node's array (shares memory with the engine: in-place changes reach it).")
         .def_property(
