@@ -112,10 +112,10 @@ py::object nodes_out(const std::vector<NodePtr>& nodes) {
     return py::cast(nodes);
 }
 
-Attrs make_attrs(std::vector<int64_t> ints, double real, py::handle index, const char* op) {
+Attrs make_attrs(std::vector<int64_t> ints, std::vector<double> reals, py::handle index, const char* op) {
     Attrs a;
     a.ints = std::move(ints);
-    a.real = real;
+    a.reals = std::move(reals);
     if (!index.is_none()) a.index = to_index(index, op);
     return a;
 }
@@ -355,7 +355,7 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def(
         "apply",
-        [](int op, py::sequence inputs, std::vector<int64_t> ints, double real, py::object index) {
+        [](int op, py::sequence inputs, std::vector<int64_t> ints, std::vector<double> reals, py::object index) {
             const char* name = op_table().at(static_cast<size_t>(op)).name;
             std::vector<NodePtr> nodes;
             for (size_t i = 0; i < inputs.size(); ++i) {
@@ -365,21 +365,21 @@ PYBIND11_MODULE(_core, m) {
                                      std::to_string(i) + " is " + std::string(py::str(py::type::of(x).attr("__name__"))));
                 nodes.push_back(x.cast<NodePtr>());
             }
-            return nodes_out(apply_op(op, nodes, make_attrs(std::move(ints), real, index, name)));
+            return nodes_out(apply_op(op, nodes, make_attrs(std::move(ints), std::move(reals), index, name)));
         },
-        py::arg("op"), py::arg("inputs"), py::arg("ints"), py::arg("real"), py::arg("index"));
+        py::arg("op"), py::arg("inputs"), py::arg("ints"), py::arg("reals"), py::arg("index"));
     m.def(
         "forward",
-        [](int op, py::sequence arrays, std::vector<int64_t> ints, double real, py::object index) {
+        [](int op, py::sequence arrays, std::vector<int64_t> ints, std::vector<double> reals, py::object index) {
             const char* name = op_table().at(static_cast<size_t>(op)).name;
             std::vector<Tensor> in;
             for (auto a : arrays) in.push_back(to_tensor(a, name, true));
-            NativeContext ctx{op, run_forward(op, std::move(in), make_attrs(std::move(ints), real, index, name))};
+            NativeContext ctx{op, run_forward(op, std::move(in), make_attrs(std::move(ints), std::move(reals), index, name))};
             py::list outs;
             for (const auto& t : ctx.call.out) outs.append(to_numpy(t));
             return py::make_tuple(outs, std::move(ctx));
         },
-        py::arg("op"), py::arg("arrays"), py::arg("ints"), py::arg("real"), py::arg("index"));
+        py::arg("op"), py::arg("arrays"), py::arg("ints"), py::arg("reals"), py::arg("index"));
     m.def("backward", [](const NativeContext& ctx, py::sequence grads) {
         const char* name = op_table()[ctx.op].name;
         std::vector<Tensor> g;

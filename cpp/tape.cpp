@@ -65,12 +65,16 @@ void set_grad_enabled(bool enabled) { grad_mode = enabled; }
 Call run_forward(int op, std::vector<Tensor> inputs, Attrs attrs) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
     const std::string name = def.name;
-    if (static_cast<int>(inputs.size()) != def.arity)
-        throw std::invalid_argument(name + ": expected " + std::to_string(def.arity) + " input" +
-                                    (def.arity == 1 ? "" : "s") + ", got " + std::to_string(inputs.size()));
-    if (static_cast<int>(attrs.ints.size()) != def.n_ints)
+    if (def.arity >= 0 ? static_cast<int>(inputs.size()) != def.arity : inputs.empty())
+        throw std::invalid_argument(name + ": expected " +
+                                    (def.arity >= 0 ? std::to_string(def.arity) : std::string("at least 1")) +
+                                    " input(s), got " + std::to_string(inputs.size()));
+    if (def.n_ints >= 0 && static_cast<int>(attrs.ints.size()) != def.n_ints)
         throw std::invalid_argument(name + ": expected " + std::to_string(def.n_ints) +
-                                    " integer attributes, got " + std::to_string(attrs.ints.size()));
+                                    " integer attribute(s), got " + std::to_string(attrs.ints.size()));
+    if (static_cast<int>(attrs.reals.size()) != def.n_reals)
+        throw std::invalid_argument(name + ": expected " + std::to_string(def.n_reals) +
+                                    " real attribute(s), got " + std::to_string(attrs.reals.size()));
     DType dt = inputs[0].dtype();
     for (const auto& t : inputs) {
         if (!is_float(t.dtype()))
@@ -92,6 +96,7 @@ Call run_forward(int op, std::vector<Tensor> inputs, Attrs attrs) {
 
 std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
+    if (!def.backward) throw std::invalid_argument(std::string(def.name) + " has no gradient");
     if (grads.size() != call.out.size())
         throw std::invalid_argument(std::string(def.name) + ": backward expected " + std::to_string(call.out.size()) +
                                     " gradient(s), got " + std::to_string(grads.size()));
@@ -131,7 +136,7 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
     std::vector<Tensor> values;
     for (const auto& n : inputs) values.push_back(n->value);
     Call call = run_forward(op, std::move(values), std::move(attrs));
-    const bool rec = should_record(inputs);
+    const bool rec = op_table()[static_cast<size_t>(op)].backward && should_record(inputs);
     auto node = rec ? std::make_shared<OpNode>() : nullptr;
     std::vector<Tensor> outs = call.out;
     if (rec) {

@@ -1,4 +1,4 @@
-// Element-wise kernels: binary ops with numpy broadcasting, unary functions.
+// Element-wise kernels: binary ops with numpy broadcasting, comparisons, unary functions.
 #include <cmath>
 
 #include "ops/common.h"
@@ -58,27 +58,77 @@ std::vector<Shape> shape_broadcast(const char* op, const Call& c) {
 
 std::vector<Shape> shape_same(const char*, const Call& c) { return {c.in[0].shape()}; }
 
-// ---- binary ----
+namespace {
 
-void fwd_add(Call& c) {
-    with_dtype(c, "add", [&](auto tag) {
+// out = f(a, b) over the broadcast of the two inputs.
+template <class F> void binary_fwd(Call& c, const char* op, F f) {
+    with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [](T a, T b) { return a + b; });
+        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [&](T a, T b) { return f(a, b); });
     });
 }
-// dL/da = sum_to(g), dL/db = sum_to(g)
-std::vector<Tensor> bwd_add(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
+
+// Gradients of a broadcasting binary op from its local derivatives: da(a, b, out) and db(a, b, out)
+// are evaluated per output element, multiplied by g, then summed back to each input's shape.
+template <class DA, class DB>
+Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op, DA da, DB db) {
+    Grads r(2);
+    with_dtype(c, op, [&](auto tag) {
+        using T = decltype(tag);
+        const Tensor& out = c.out[0];
+        const T* pa = c.in[0].data<T>();
+        const T* pb = c.in[1].data<T>();
+        const T* po = out.data<T>();
+        const T* pg = g[0].data<T>();
+        const auto sa = broadcast_strides(c.in[0].shape(), out.shape());
+        const auto sb = broadcast_strides(c.in[1].shape(), out.shape());
+        auto local = [&](auto d) {
+            Tensor t = Tensor::empty(out.shape(), out.dtype());
+            T* pt = t.data<T>();
+            walk(out.shape(), sa, sb, [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t s1, int64_t s2) {
+                for (int64_t i = 0; i < n; ++i) pt[o + i] = pg[o + i] * d(pa[ia + i * s1], pb[ib + i * s2], po[o + i]);
+            });
+            return t;
+        };
+        if (need[0]) r[0] = sum_to(local(da), c.in[0].shape());
+        if (need[1]) r[1] = sum_to(local(db), c.in[1].shape());
+    });
+    return r;
+}
+
+// out = f(x) for Eigen array expressions; f also gets a T so that it can write constants.
+template <class F> void unary_fwd(Call& c, const char* op, F f) {
+    with_dtype(c, op, [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(c.out[0]) = f(cvec<T>(c.in[0]), T{});
+    });
+}
+
+// dL/dx = f(g, x, y, T) with y the output, all as Eigen arrays.
+template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op, F f) {
+    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, op, [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(r) = f(cvec<T>(g[0]), cvec<T>(c.in[0]), cvec<T>(c.out[0]), T{});
+    });
+    return {r};
+}
+
+template <class T> T real_attr(const Call& c, size_t i) { return static_cast<T>(c.attrs.reals[i]); }
+
+}  // namespace
+
+// ---- binary, broadcasting ----
+
+void fwd_add(Call& c) { binary_fwd(c, "add", [](auto a, auto b) { return a + b; }); }
+// dL/da = sum_to(g), dL/db = sum_to(g): no local derivative to multiply, so no pass over the data
+Grads bwd_add(const Call& c, const Grads& g, const Need&) {
     return {sum_to(g[0], c.in[0].shape()), sum_to(g[0], c.in[1].shape())};
 }
 
-void fwd_sub(Call& c) {
-    with_dtype(c, "sub", [&](auto tag) {
-        using T = decltype(tag);
-        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [](T a, T b) { return a - b; });
-    });
-}
+void fwd_sub(Call& c) { binary_fwd(c, "sub", [](auto a, auto b) { return a - b; }); }
 // dL/da = sum_to(g), dL/db = -sum_to(g)
-std::vector<Tensor> bwd_sub(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>& need) {
+Grads bwd_sub(const Call& c, const Grads& g, const Need& need) {
     Tensor gb;
     if (need[1]) {
         gb = sum_to(g[0], c.in[1].shape()).clone();
@@ -87,130 +137,175 @@ std::vector<Tensor> bwd_sub(const Call& c, const std::vector<Tensor>& g, const s
     return {sum_to(g[0], c.in[0].shape()), gb};
 }
 
-void fwd_mul(Call& c) {
-    with_dtype(c, "mul", [&](auto tag) {
-        using T = decltype(tag);
-        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [](T a, T b) { return a * b; });
-    });
-}
-// dL/da = sum_to(g * b), dL/db = sum_to(g * a)
-std::vector<Tensor> bwd_mul(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>& need) {
-    std::vector<Tensor> r(2);
-    with_dtype(c, "mul", [&](auto tag) {
-        using T = decltype(tag);
-        auto times = [](T x, T y) { return x * y; };
-        if (need[0]) r[0] = sum_to(broadcast_new<T>(g[0], c.in[1], times), c.in[0].shape());
-        if (need[1]) r[1] = sum_to(broadcast_new<T>(g[0], c.in[0], times), c.in[1].shape());
-    });
-    return r;
+void fwd_mul(Call& c) { binary_fwd(c, "mul", [](auto a, auto b) { return a * b; }); }
+// dL/da = g * b, dL/db = g * a
+Grads bwd_mul(const Call& c, const Grads& g, const Need& need) {
+    return binary_bwd(c, g, need, "mul", [](auto, auto b, auto) { return b; }, [](auto a, auto, auto) { return a; });
 }
 
-void fwd_div(Call& c) {
-    with_dtype(c, "div", [&](auto tag) {
-        using T = decltype(tag);
-        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [](T a, T b) { return a / b; });
-    });
-}
-// dL/da = sum_to(g / b), dL/db = sum_to(-g * out / b)
-std::vector<Tensor> bwd_div(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>& need) {
-    std::vector<Tensor> r(2);
-    with_dtype(c, "div", [&](auto tag) {
-        using T = decltype(tag);
-        if (need[0])
-            r[0] = sum_to(broadcast_new<T>(g[0], c.in[1], [](T x, T y) { return x / y; }), c.in[0].shape());
-        if (need[1]) {
-            Tensor t = broadcast_new<T>(c.out[0], c.in[1], [](T q, T b) { return -q / b; });
-            vec<T>(t) *= cvec<T>(g[0]);
-            r[1] = sum_to(t, c.in[1].shape());
-        }
-    });
-    return r;
+void fwd_div(Call& c) { binary_fwd(c, "div", [](auto a, auto b) { return a / b; }); }
+// dL/da = g / b, dL/db = -g * (a / b) / b
+Grads bwd_div(const Call& c, const Grads& g, const Need& need) {
+    return binary_bwd(c, g, need, "div", [](auto, auto b, auto) { return 1 / b; },
+                      [](auto, auto b, auto q) { return -q / b; });
 }
 
-void fwd_pow(Call& c) {
-    with_dtype(c, "pow", [&](auto tag) {
-        using T = decltype(tag);
-        broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [](T a, T b) { return std::pow(a, b); });
-    });
+void fwd_pow(Call& c) { binary_fwd(c, "pow", [](auto a, auto b) { return std::pow(a, b); }); }
+// dL/da = g * b * a^(b-1), dL/db = g * a^b * log(a) (0 where a == 0, the limit for b > 0)
+Grads bwd_pow(const Call& c, const Grads& g, const Need& need) {
+    return binary_bwd(
+        c, g, need, "pow", [](auto a, auto b, auto) { return b == 0 ? decltype(a)(0) : b * std::pow(a, b - 1); },
+        [](auto a, auto, auto p) { return a == 0 ? decltype(a)(0) : p * std::log(a); });
 }
-// dL/da = sum_to(g * b * a^(b-1)), dL/db = sum_to(g * a^b * log(a)), taken as 0 where a == 0
-std::vector<Tensor> bwd_pow(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>& need) {
-    std::vector<Tensor> r(2);
-    with_dtype(c, "pow", [&](auto tag) {
-        using T = decltype(tag);
-        if (need[0]) {
-            Tensor t = broadcast_new<T>(c.in[0], c.in[1], [](T a, T b) { return b == 0 ? T(0) : b * std::pow(a, b - 1); });
-            vec<T>(t) *= cvec<T>(g[0]);
-            r[0] = sum_to(t, c.in[0].shape());
-        }
-        if (need[1]) {
-            Tensor t = broadcast_new<T>(c.in[0], c.out[0], [](T a, T p) { return a == 0 ? T(0) : p * std::log(a); });
-            vec<T>(t) *= cvec<T>(g[0]);
-            r[1] = sum_to(t, c.in[1].shape());
-        }
-    });
-    return r;
+
+void fwd_maximum(Call& c) {
+    binary_fwd(c, "maximum", [](auto a, auto b) { return (a > b || std::isnan(a)) ? a : b; });
+}
+// dL/da = g where a > b, g/2 where a == b (ties share), else 0; dL/db likewise
+Grads bwd_maximum(const Call& c, const Grads& g, const Need& need) {
+    auto share = [](auto x, auto y) { return decltype(x)(x > y ? 1 : x == y ? 0.5 : 0); };
+    return binary_bwd(c, g, need, "maximum", [share](auto a, auto b, auto) { return share(a, b); },
+                      [share](auto a, auto b, auto) { return share(b, a); });
+}
+
+void fwd_minimum(Call& c) {
+    binary_fwd(c, "minimum", [](auto a, auto b) { return (a < b || std::isnan(a)) ? a : b; });
+}
+// dL/da = g where a < b, g/2 where a == b, else 0; dL/db likewise
+Grads bwd_minimum(const Call& c, const Grads& g, const Need& need) {
+    auto share = [](auto x, auto y) { return decltype(x)(x < y ? 1 : x == y ? 0.5 : 0); };
+    return binary_bwd(c, g, need, "minimum", [share](auto a, auto b, auto) { return share(a, b); },
+                      [share](auto a, auto b, auto) { return share(b, a); });
+}
+
+// Comparisons give 1.0 or 0.0 in the inputs' float dtype and have no gradient.
+void fwd_equal(Call& c) { binary_fwd(c, "equal", [](auto a, auto b) { return decltype(a)(a == b); }); }
+void fwd_not_equal(Call& c) { binary_fwd(c, "not_equal", [](auto a, auto b) { return decltype(a)(a != b); }); }
+void fwd_less(Call& c) { binary_fwd(c, "less", [](auto a, auto b) { return decltype(a)(a < b); }); }
+void fwd_less_equal(Call& c) { binary_fwd(c, "less_equal", [](auto a, auto b) { return decltype(a)(a <= b); }); }
+void fwd_greater(Call& c) { binary_fwd(c, "greater", [](auto a, auto b) { return decltype(a)(a > b); }); }
+void fwd_greater_equal(Call& c) {
+    binary_fwd(c, "greater_equal", [](auto a, auto b) { return decltype(a)(a >= b); });
 }
 
 // ---- unary ----
 
-void fwd_neg(Call& c) {
-    with_dtype(c, "neg", [&](auto tag) { vec<decltype(tag)>(c.out[0]) = -cvec<decltype(tag)>(c.in[0]); });
-}
+void fwd_neg(Call& c) { unary_fwd(c, "neg", [](auto x, auto) { return -x; }); }
 // dL/dx = -g
-std::vector<Tensor> bwd_neg(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
-    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "neg", [&](auto tag) { vec<decltype(tag)>(r) = -cvec<decltype(tag)>(g[0]); });
-    return {r};
+Grads bwd_neg(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "neg", [](auto g, auto, auto, auto) { return -g; });
 }
 
-void fwd_exp(Call& c) {
-    with_dtype(c, "exp", [&](auto tag) { vec<decltype(tag)>(c.out[0]) = cvec<decltype(tag)>(c.in[0]).exp(); });
-}
+void fwd_exp(Call& c) { unary_fwd(c, "exp", [](auto x, auto) { return x.exp(); }); }
 // dL/dx = g * exp(x), reusing the output
-std::vector<Tensor> bwd_exp(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
-    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "exp", [&](auto tag) {
-        using T = decltype(tag);
-        vec<T>(r) = cvec<T>(g[0]) * cvec<T>(c.out[0]);
-    });
-    return {r};
+Grads bwd_exp(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "exp", [](auto g, auto, auto y, auto) { return g * y; });
 }
 
-void fwd_log(Call& c) {
-    with_dtype(c, "log", [&](auto tag) { vec<decltype(tag)>(c.out[0]) = cvec<decltype(tag)>(c.in[0]).log(); });
-}
+void fwd_log(Call& c) { unary_fwd(c, "log", [](auto x, auto) { return x.log(); }); }
 // dL/dx = g / x
-std::vector<Tensor> bwd_log(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
-    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "log", [&](auto tag) {
-        using T = decltype(tag);
-        vec<T>(r) = cvec<T>(g[0]) / cvec<T>(c.in[0]);
-    });
-    return {r};
+Grads bwd_log(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "log", [](auto g, auto x, auto, auto) { return g / x; });
+}
+
+void fwd_sqrt(Call& c) { unary_fwd(c, "sqrt", [](auto x, auto) { return x.sqrt(); }); }
+// dL/dx = g / (2 sqrt(x))
+Grads bwd_sqrt(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "sqrt", [](auto g, auto, auto y, auto t) { return g / (decltype(t)(2) * y); });
+}
+
+void fwd_abs(Call& c) { unary_fwd(c, "abs", [](auto x, auto) { return x.abs(); }); }
+// dL/dx = g * sign(x) (0 at 0)
+Grads bwd_abs(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "abs", [](auto g, auto x, auto, auto) { return g * x.sign(); });
+}
+
+void fwd_square(Call& c) { unary_fwd(c, "square", [](auto x, auto) { return x.square(); }); }
+// dL/dx = 2 g x
+Grads bwd_square(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "square", [](auto g, auto x, auto, auto t) { return decltype(t)(2) * g * x; });
 }
 
 // s = 1 / (1 + exp(-x)); exp overflowing to inf gives exactly 0, so no nan for large |x|.
 void fwd_sigmoid(Call& c) {
-    with_dtype(c, "sigmoid", [&](auto tag) {
-        using T = decltype(tag);
-        vec<T>(c.out[0]) = T(1) / (T(1) + (-cvec<T>(c.in[0])).exp());
-    });
+    unary_fwd(c, "sigmoid", [](auto x, auto t) { return decltype(t)(1) / (decltype(t)(1) + (-x).exp()); });
 }
 // dL/dx = g * s * (1 - s), s = sigmoid(x)
-std::vector<Tensor> bwd_sigmoid(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
-    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "sigmoid", [&](auto tag) {
+Grads bwd_sigmoid(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "sigmoid", [](auto g, auto, auto s, auto t) { return g * s * (decltype(t)(1) - s); });
+}
+
+void fwd_tanh(Call& c) { unary_fwd(c, "tanh", [](auto x, auto) { return x.tanh(); }); }
+// dL/dx = g * (1 - t^2), t = tanh(x)
+Grads bwd_tanh(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "tanh", [](auto g, auto, auto y, auto t) { return g * (decltype(t)(1) - y.square()); });
+}
+
+void fwd_relu(Call& c) { unary_fwd(c, "relu", [](auto x, auto t) { return x.max(decltype(t)(0)); }); }
+// dL/dx = g where x > 0, else 0
+Grads bwd_relu(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "relu", [](auto g, auto x, auto, auto t) {
+        using T = decltype(t);
+        return (x > T(0)).select(g, T(0));
+    });
+}
+
+// attrs.reals = {slope}: x where x > 0, slope * x elsewhere
+void fwd_leaky_relu(Call& c) {
+    with_dtype(c, "leaky_relu", [&](auto tag) {
         using T = decltype(tag);
-        auto s = cvec<T>(c.out[0]);
-        vec<T>(r) = cvec<T>(g[0]) * s * (T(1) - s);
+        const T slope = real_attr<T>(c, 0);
+        auto x = cvec<T>(c.in[0]);
+        vec<T>(c.out[0]) = (x > T(0)).select(x, slope * x);
+    });
+}
+// dL/dx = g where x > 0, slope * g elsewhere
+Grads bwd_leaky_relu(const Call& c, const Grads& g, const Need&) {
+    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "leaky_relu", [&](auto tag) {
+        using T = decltype(tag);
+        auto gv = cvec<T>(g[0]);
+        vec<T>(r) = (cvec<T>(c.in[0]) > T(0)).select(gv, real_attr<T>(c, 0) * gv);
     });
     return {r};
 }
 
-// Views (id, reshape-like ops) pass the gradient through with the input's shape.
-std::vector<Tensor> bwd_view(const Call& c, const std::vector<Tensor>& g, const std::vector<bool>&) {
-    return {g[0].view(c.in[0].shape())};
+// log(1 + exp(x)) computed as max(x, 0) + log1p(exp(-|x|)): no overflow for large x
+void fwd_softplus(Call& c) {
+    unary_fwd(c, "softplus", [](auto x, auto t) { return x.max(decltype(t)(0)) + (-x.abs()).exp().log1p(); });
 }
+// dL/dx = g * sigmoid(x)
+Grads bwd_softplus(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, "softplus",
+                     [](auto g, auto x, auto, auto t) { return g / (decltype(t)(1) + (-x).exp()); });
+}
+
+// attrs.reals = {lo, hi}: min(max(x, lo), hi)
+void fwd_clip(Call& c) {
+    with_dtype(c, "clip", [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(c.out[0]) = cvec<T>(c.in[0]).max(real_attr<T>(c, 0)).min(real_attr<T>(c, 1));
+    });
+}
+// dL/dx = g where lo <= x <= hi, else 0
+Grads bwd_clip(const Call& c, const Grads& g, const Need&) {
+    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "clip", [&](auto tag) {
+        using T = decltype(tag);
+        auto x = cvec<T>(c.in[0]);
+        vec<T>(r) = (x >= real_attr<T>(c, 0) && x <= real_attr<T>(c, 1)).select(cvec<T>(g[0]), T(0));
+    });
+    return {r};
+}
+
+std::vector<Shape> shape_clip(const char* op, const Call& c) {
+    if (c.attrs.reals[0] > c.attrs.reals[1])
+        throw std::invalid_argument(std::string(op) + ": lower bound " + std::to_string(c.attrs.reals[0]) +
+                                    " is above upper bound " + std::to_string(c.attrs.reals[1]));
+    return {c.in[0].shape()};
+}
+
+// Views (id, reshape-like ops) pass the gradient through with the input's shape.
+Grads bwd_view(const Call& c, const Grads& g, const Need&) { return {g[0].view(c.in[0].shape())}; }
 
 }  // namespace tg

@@ -7,45 +7,61 @@ namespace tg {
 
 using Grads = std::vector<Tensor>;
 using Need = std::vector<bool>;
+using Shapes = std::vector<Shape>;
 
-// shape rules
-std::vector<Shape> shape_broadcast(const char*, const Call&);
-std::vector<Shape> shape_same(const char*, const Call&);
-std::vector<Shape> shape_scalar(const char*, const Call&);
-std::vector<Shape> shape_row_reduce(const char*, const Call&);
-std::vector<Shape> shape_row_max(const char*, const Call&);
-std::vector<Shape> shape_matrix(const char*, const Call&);
-std::vector<Shape> shape_matmul(const char*, const Call&);
-std::vector<Shape> shape_batch_mm(const char*, const Call&);
-std::vector<Shape> shape_expand(const char*, const Call&);
-std::vector<Shape> shape_select(const char*, const Call&);
-std::vector<Shape> shape_squeeze(const char*, const Call&);
-std::vector<Shape> shape_unsqueeze(const char*, const Call&);
+#define TG_KERNELS(name)  \
+    void fwd_##name(Call&); \
+    Grads bwd_##name(const Call&, const Grads&, const Need&)
 
 // elementwise.cpp
-void fwd_add(Call&);     Grads bwd_add(const Call&, const Grads&, const Need&);
-void fwd_sub(Call&);     Grads bwd_sub(const Call&, const Grads&, const Need&);
-void fwd_mul(Call&);     Grads bwd_mul(const Call&, const Grads&, const Need&);
-void fwd_div(Call&);     Grads bwd_div(const Call&, const Grads&, const Need&);
-void fwd_pow(Call&);     Grads bwd_pow(const Call&, const Grads&, const Need&);
-void fwd_neg(Call&);     Grads bwd_neg(const Call&, const Grads&, const Need&);
-void fwd_exp(Call&);     Grads bwd_exp(const Call&, const Grads&, const Need&);
-void fwd_log(Call&);     Grads bwd_log(const Call&, const Grads&, const Need&);
-void fwd_sigmoid(Call&); Grads bwd_sigmoid(const Call&, const Grads&, const Need&);
+Shapes shape_broadcast(const char*, const Call&);
+Shapes shape_same(const char*, const Call&);
+Shapes shape_clip(const char*, const Call&);
+TG_KERNELS(add); TG_KERNELS(sub); TG_KERNELS(mul); TG_KERNELS(div); TG_KERNELS(pow);
+TG_KERNELS(maximum); TG_KERNELS(minimum);
+void fwd_equal(Call&); void fwd_not_equal(Call&); void fwd_less(Call&);
+void fwd_less_equal(Call&); void fwd_greater(Call&); void fwd_greater_equal(Call&);
+TG_KERNELS(neg); TG_KERNELS(exp); TG_KERNELS(log); TG_KERNELS(sqrt); TG_KERNELS(abs); TG_KERNELS(square);
+TG_KERNELS(sigmoid); TG_KERNELS(tanh); TG_KERNELS(relu); TG_KERNELS(leaky_relu); TG_KERNELS(softplus);
+TG_KERNELS(clip);
 Grads bwd_view(const Call&, const Grads&, const Need&);
 
 // reduce.cpp
-void fwd_sum(Call&);       Grads bwd_sum(const Call&, const Grads&, const Need&);
-void fwd_row_sum(Call&);   Grads bwd_row_sum(const Call&, const Grads&, const Need&);
-void fwd_row_max(Call&);   Grads bwd_row_max(const Call&, const Grads&, const Need&);
-void fwd_normalize(Call&); Grads bwd_normalize(const Call&, const Grads&, const Need&);
+Shapes shape_reduce(const char*, const Call&);
+Shapes shape_reduce_nonempty(const char*, const Call&);
+Shapes shape_row_reduce(const char*, const Call&);
+Shapes shape_row_max(const char*, const Call&);
+Shapes shape_matrix(const char*, const Call&);
+TG_KERNELS(sum); TG_KERNELS(mean); TG_KERNELS(max); TG_KERNELS(min); TG_KERNELS(logsumexp); TG_KERNELS(var);
+TG_KERNELS(row_sum); TG_KERNELS(row_max); TG_KERNELS(normalize);
 
 // linalg.cpp
-void fwd_matmul(Call&);   Grads bwd_matmul(const Call&, const Grads&, const Need&);
-void fwd_batch_mm(Call&); Grads bwd_batch_mm(const Call&, const Grads&, const Need&);
+Shapes shape_matmul(const char*, const Call&);
+Shapes shape_batch_mm(const char*, const Call&);
+Shapes shape_linear(const char*, const Call&);
+TG_KERNELS(matmul); TG_KERNELS(batch_mm); TG_KERNELS(linear);
 
 // shape.cpp
-void fwd_expand(Call&); Grads bwd_expand(const Call&, const Grads&, const Need&);
-void fwd_select(Call&); Grads bwd_select(const Call&, const Grads&, const Need&);
+Shapes shape_reshape(const char*, const Call&);
+Shapes shape_squeeze(const char*, const Call&);
+Shapes shape_unsqueeze(const char*, const Call&);
+Shapes shape_expand(const char*, const Call&);
+Shapes shape_broadcast_to(const char*, const Call&);
+Shapes shape_transpose(const char*, const Call&);
+Shapes shape_concatenate(const char*, const Call&);
+Shapes shape_select(const char*, const Call&);
+Shapes shape_strided(const char*, const Call&);
+Shapes shape_gather(const char*, const Call&);
+TG_KERNELS(broadcast); TG_KERNELS(transpose); TG_KERNELS(concatenate);
+TG_KERNELS(select); TG_KERNELS(strided); TG_KERNELS(gather);
+
+// nn.cpp
+Shapes shape_softmax(const char*, const Call&);
+Shapes shape_cross_entropy(const char*, const Call&);
+Shapes shape_pair_loss(const char*, const Call&);
+TG_KERNELS(softmax); TG_KERNELS(log_softmax); TG_KERNELS(cross_entropy);
+TG_KERNELS(binary_cross_entropy); TG_KERNELS(bce_with_logits); TG_KERNELS(mse_loss);
+
+#undef TG_KERNELS
 
 }  // namespace tg

@@ -4,20 +4,121 @@
 
 namespace tg {
 
+namespace {
+
+// numpy's matmul: a 1-d left operand is a row (1, k), a 1-d right operand a column (k, 1), and the
+// leading (batch) axes of operands with 2 or more dimensions broadcast.
+struct MatmulShapes {
+    Shape a, b;          // the operands as (..., n, k) and (..., k, m)
+    Shape batch;         // broadcast batch axes
+    int64_t n, k, m;
+    Shape full;          // batch + (n, m)
+    Shape out;           // full without the axes that 1-d operands added
+};
+
+MatmulShapes matmul_shapes(const char* op, const Tensor& a, const Tensor& b) {
+    if (a.ndim() == 0 || b.ndim() == 0)
+        throw std::invalid_argument(std::string(op) + ": operands must have at least 1 dimension, got shapes " +
+                                    shape_str(a.shape()) + " and " + shape_str(b.shape()));
+    MatmulShapes s;
+    s.a = a.ndim() == 1 ? Shape{1, a.dim(0)} : a.shape();
+    s.b = b.ndim() == 1 ? Shape{b.dim(0), 1} : b.shape();
+    s.n = s.a[s.a.size() - 2];
+    s.k = s.a[s.a.size() - 1];
+    s.m = s.b[s.b.size() - 1];
+    if (s.k != s.b[s.b.size() - 2])
+        throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " +
+                                    shape_str(b.shape()) + " do not align (" + std::to_string(s.k) +
+                                    " != " + std::to_string(s.b[s.b.size() - 2]) + ")");
+    s.batch = broadcast_shape(Shape(s.a.begin(), s.a.end() - 2), Shape(s.b.begin(), s.b.end() - 2), op);
+    s.full = s.batch;
+    s.full.push_back(s.n);
+    s.full.push_back(s.m);
+    s.out = s.batch;
+    if (a.ndim() > 1) s.out.push_back(s.n);
+    if (b.ndim() > 1) s.out.push_back(s.m);
+    return s;
+}
+
+Shape batch_of(const Shape& s) { return Shape(s.begin(), s.end() - 2); }
+
+// For each matrix of the broadcast batch calls f(batch index, a matrix index, b matrix index).
+template <class F> void for_each_matrix(const MatmulShapes& s, F f) {
+    const auto sa = broadcast_strides(batch_of(s.a), s.batch);
+    const auto sb = broadcast_strides(batch_of(s.b), s.batch);
+    walk(s.batch, sa, sb, [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t s1, int64_t s2) {
+        for (int64_t i = 0; i < n; ++i) f(o + i, ia + i * s1, ib + i * s2);
+    });
+}
+
+}  // namespace
+
+std::vector<Shape> shape_matmul(const char* op, const Call& c) { return {matmul_shapes(op, c.in[0], c.in[1]).out}; }
+
+void fwd_matmul(Call& c) {
+    const MatmulShapes s = matmul_shapes("matmul", c.in[0], c.in[1]);
+    with_dtype(c, "matmul", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = s.n, k = s.k, m = s.m;
+        if (s.b.size() == 2) {  // one right matrix: all left rows in a single GEMM
+            const int64_t rows = numel_of(s.a) / k;
+            mat<T>(c.out[0], rows, m).noalias() = cmat<T>(c.in[0], rows, k) * cmat<T>(c.in[1], k, m);
+            return;
+        }
+        const T *pa = c.in[0].data<T>(), *pb = c.in[1].data<T>();
+        T* po = c.out[0].data<T>();
+        for_each_matrix(s, [&](int64_t o, int64_t ia, int64_t ib) {
+            Eigen::Map<Mat<T>>(po + o * n * m, n, m).noalias() =
+                Eigen::Map<const Mat<T>>(pa + ia * n * k, n, k) * Eigen::Map<const Mat<T>>(pb + ib * k * m, k, m);
+        });
+    });
+}
+// C = A B per batch matrix: dL/dA = G B^T, dL/dB = A^T G, summed over the axes an operand was broadcast on
+Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
+    const MatmulShapes s = matmul_shapes("matmul", c.in[0], c.in[1]);
+    const Tensor &a = c.in[0], &b = c.in[1];
+    Grads r(2);
+    with_dtype(c, "matmul", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = s.n, k = s.k, m = s.m;
+        if (s.b.size() == 2) {
+            const int64_t rows = numel_of(s.a) / k;
+            auto gm = cmat<T>(g[0], rows, m);
+            if (need[0]) {
+                r[0] = Tensor::empty(a.shape(), a.dtype());
+                mat<T>(r[0], rows, k).noalias() = gm * cmat<T>(b, k, m).transpose();
+            }
+            if (need[1]) {
+                r[1] = Tensor::empty(b.shape(), b.dtype());
+                mat<T>(r[1], k, m).noalias() = cmat<T>(a, rows, k).transpose() * gm;
+            }
+            return;
+        }
+        Shape full_a = s.batch, full_b = s.batch;
+        full_a.insert(full_a.end(), {n, k});
+        full_b.insert(full_b.end(), {k, m});
+        Tensor ga = need[0] ? Tensor::empty(full_a, a.dtype()) : Tensor();
+        Tensor gb = need[1] ? Tensor::empty(full_b, b.dtype()) : Tensor();
+        const T *pa = a.data<T>(), *pb = b.data<T>(), *pg = g[0].data<T>();
+        for_each_matrix(s, [&](int64_t o, int64_t ia, int64_t ib) {
+            Eigen::Map<const Mat<T>> gm(pg + o * n * m, n, m);
+            if (need[0])
+                Eigen::Map<Mat<T>>(ga.data<T>() + o * n * k, n, k).noalias() =
+                    gm * Eigen::Map<const Mat<T>>(pb + ib * k * m, k, m).transpose();
+            if (need[1])
+                Eigen::Map<Mat<T>>(gb.data<T>() + o * k * m, k, m).noalias() =
+                    Eigen::Map<const Mat<T>>(pa + ia * n * k, n, k).transpose() * gm;
+        });
+        if (need[0]) r[0] = sum_to(ga, s.a).view(a.shape());
+        if (need[1]) r[1] = sum_to(gb, s.b).view(b.shape());
+    });
+    return r;
+}
+
 static void require_matrices(const char* op, const Tensor& a, const Tensor& b) {
     if (a.ndim() != 2 || b.ndim() != 2)
         throw std::invalid_argument(std::string(op) + ": expected two matrices (2 dimensions), got shapes " +
                                     shape_str(a.shape()) + " and " + shape_str(b.shape()));
-}
-
-std::vector<Shape> shape_matmul(const char* op, const Call& c) {
-    const auto &a = c.in[0], &b = c.in[1];
-    require_matrices(op, a, b);
-    if (a.dim(1) != b.dim(0))
-        throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " +
-                                    shape_str(b.shape()) + " do not align (" + std::to_string(a.dim(1)) +
-                                    " != " + std::to_string(b.dim(0)) + ")");
-    return {Shape{a.dim(0), b.dim(1)}};
 }
 
 // batch_mm(matrix (o, i), vectors (n, i)) applies the matrix to each row vector: (n, o).
@@ -29,33 +130,6 @@ std::vector<Shape> shape_batch_mm(const char* op, const Call& c) {
                                     " cannot apply to vectors of shape " + shape_str(x.shape()) + " (" +
                                     std::to_string(w.dim(1)) + " != " + std::to_string(x.dim(1)) + ")");
     return {Shape{x.dim(0), w.dim(0)}};
-}
-
-void fwd_matmul(Call& c) {
-    with_dtype(c, "matmul", [&](auto tag) {
-        using T = decltype(tag);
-        const auto &a = c.in[0], &b = c.in[1];
-        mat<T>(c.out[0], a.dim(0), b.dim(1)).noalias() = cmat<T>(a, a.dim(0), a.dim(1)) * cmat<T>(b, b.dim(0), b.dim(1));
-    });
-}
-// C = A B: dL/dA = G B^T, dL/dB = A^T G
-Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
-    const auto &a = c.in[0], &b = c.in[1];
-    Grads r(2);
-    with_dtype(c, "matmul", [&](auto tag) {
-        using T = decltype(tag);
-        const int64_t n = a.dim(0), k = a.dim(1), m = b.dim(1);
-        auto gm = cmat<T>(g[0], n, m);
-        if (need[0]) {
-            r[0] = Tensor::empty(a.shape(), a.dtype());
-            mat<T>(r[0], n, k).noalias() = gm * cmat<T>(b, k, m).transpose();
-        }
-        if (need[1]) {
-            r[1] = Tensor::empty(b.shape(), b.dtype());
-            mat<T>(r[1], k, m).noalias() = cmat<T>(a, n, k).transpose() * gm;
-        }
-    });
-    return r;
 }
 
 void fwd_batch_mm(Call& c) {
@@ -81,6 +155,59 @@ Grads bwd_batch_mm(const Call& c, const Grads& g, const Need& need) {
         if (need[1]) {
             r[1] = Tensor::empty(x.shape(), x.dtype());
             mat<T>(r[1], n, i).noalias() = gm * cmat<T>(w, o, i);
+        }
+    });
+    return r;
+}
+
+// linear(x (n, i), W (o, i)[, b (o,) or (1, o)]) = x W^T + b, shape (n, o).
+std::vector<Shape> shape_linear(const char* op, const Call& c) {
+    if (c.in.size() != 2 && c.in.size() != 3)
+        throw std::invalid_argument(std::string(op) + ": expected inputs x, W and optionally b, got " +
+                                    std::to_string(c.in.size()) + " inputs");
+    const auto &x = c.in[0], &w = c.in[1];
+    require_matrices(op, x, w);
+    if (w.dim(1) != x.dim(1))
+        throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(x.shape()) +
+                                    " does not fit weight of shape " + shape_str(w.shape()) + " (" +
+                                    std::to_string(x.dim(1)) + " != " + std::to_string(w.dim(1)) + ")");
+    if (c.in.size() == 3) {
+        const Shape& bs = c.in[2].shape();
+        if (bs != Shape{w.dim(0)} && bs != Shape{1, w.dim(0)})
+            throw std::invalid_argument(std::string(op) + ": bias must have shape (" + std::to_string(w.dim(0)) +
+                                        ",) or (1, " + std::to_string(w.dim(0)) + "), got " + shape_str(bs));
+    }
+    return {Shape{x.dim(0), w.dim(0)}};
+}
+
+void fwd_linear(Call& c) {
+    with_dtype(c, "linear", [&](auto tag) {
+        using T = decltype(tag);
+        const auto &x = c.in[0], &w = c.in[1];
+        auto y = mat<T>(c.out[0], x.dim(0), w.dim(0));
+        y.noalias() = cmat<T>(x, x.dim(0), x.dim(1)) * cmat<T>(w, w.dim(0), w.dim(1)).transpose();
+        if (c.in.size() == 3) y.rowwise() += cmat<T>(c.in[2], 1, w.dim(0)).row(0);
+    });
+}
+// Y = X W^T + b: dL/dX = G W, dL/dW = G^T X, dL/db = column sums of G
+Grads bwd_linear(const Call& c, const Grads& g, const Need& need) {
+    const auto &x = c.in[0], &w = c.in[1];
+    Grads r(c.in.size());
+    with_dtype(c, "linear", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
+        auto gm = cmat<T>(g[0], n, o);
+        if (need[0]) {
+            r[0] = Tensor::empty(x.shape(), x.dtype());
+            mat<T>(r[0], n, i).noalias() = gm * cmat<T>(w, o, i);
+        }
+        if (need[1]) {
+            r[1] = Tensor::empty(w.shape(), w.dtype());
+            mat<T>(r[1], o, i).noalias() = gm.transpose() * cmat<T>(x, n, i);
+        }
+        if (c.in.size() == 3 && need[2]) {
+            r[2] = Tensor::empty(c.in[2].shape(), c.in[2].dtype());
+            mat<T>(r[2], 1, o) = gm.colwise().sum();
         }
     });
     return r;

@@ -1,18 +1,204 @@
-// Reductions: sum of all elements, and the row-wise ops of vugrad's course (row_sum, row_max, normalize).
+// Reductions over axes (sum, mean, max, min, logsumexp, var) and the row-wise ops of vugrad's
+// course (row_sum, row_max, normalize).
 #include <cmath>
+#include <limits>
 
 #include "ops/common.h"
 #include "ops/kernels.h"
 
 namespace tg {
 
-static void require_matrix(const char* op, const Tensor& x) {
+namespace {
+
+void require_matrix(const char* op, const Tensor& x) {
     if (x.ndim() != 2)
         throw std::invalid_argument(std::string(op) + ": expected a matrix (2 dimensions), got shape " +
                                     shape_str(x.shape()));
 }
 
-std::vector<Shape> shape_scalar(const char*, const Call&) { return {Shape{}}; }
+// attrs.ints = {keepdims, axis...}; no axes means all of them. `kept` is x's shape with the reduced
+// axes set to 1 (the output with keepdims), `count` the number of elements each output reduces.
+struct Reduction {
+    Shape kept, out;
+    int64_t count = 1;
+};
+
+Reduction reduction(const char* op, const Call& c) {
+    const Tensor& x = c.in[0];
+    const auto& ints = c.attrs.ints;
+    if (ints.empty()) throw std::invalid_argument(std::string(op) + ": missing the keepdims flag");
+    std::vector<bool> reduced(static_cast<size_t>(x.ndim()), ints.size() == 1);
+    for (size_t i = 1; i < ints.size(); ++i) {
+        const auto a = static_cast<size_t>(normalize_axis(ints[i], x.ndim(), op));
+        if (reduced[a]) throw std::invalid_argument(std::string(op) + ": duplicate value in axis");
+        reduced[a] = true;
+    }
+    Reduction r;
+    for (size_t a = 0; a < reduced.size(); ++a) {
+        r.kept.push_back(reduced[a] ? 1 : x.shape()[a]);
+        if (reduced[a]) r.count *= x.shape()[a];
+        else r.out.push_back(x.shape()[a]);
+    }
+    if (ints[0]) r.out = r.kept;
+    return r;
+}
+
+// Calls f(ix, ik) for every element ix of a tensor of `shape`, with ik the offset of the element of
+// the reduced (kept) tensor it falls into. Visits ix in increasing order.
+template <class F> void for_each_reduced(const Shape& shape, const Shape& kept, F f) {
+    const auto s = broadcast_strides(kept, shape);
+    walk(shape, s, s, [&](int64_t o, int64_t k, int64_t, int64_t n, int64_t sk, int64_t) {
+        for (int64_t i = 0; i < n; ++i) f(o + i, k + i * sk);
+    });
+}
+
+// Max (or min) over the reduced axes into `out` (kept shape), with the flat input index of the
+// first extreme element in `arg`; nan wins, as in numpy.
+template <class T, bool Max> void extreme(const Tensor& x, const Shape& kept, const Tensor& out, const Tensor& arg) {
+    const T* px = x.data<T>();
+    T* po = out.data<T>();
+    int64_t* pa = arg.data<int64_t>();
+    std::fill(pa, pa + arg.numel(), int64_t{-1});
+    for_each_reduced(x.shape(), kept, [&](int64_t i, int64_t k) {
+        const T v = px[i];
+        const bool better = Max ? v > po[k] : v < po[k];
+        if (pa[k] < 0 || (!std::isnan(po[k]) && (better || std::isnan(v)))) {
+            po[k] = v;
+            pa[k] = i;
+        }
+    });
+}
+
+}  // namespace
+
+std::vector<Shape> shape_reduce(const char* op, const Call& c) { return {reduction(op, c).out}; }
+
+// Max and min have no identity element: reducing an empty axis to a non-empty output is an error.
+std::vector<Shape> shape_reduce_nonempty(const char* op, const Call& c) {
+    Reduction r = reduction(op, c);
+    if (r.count == 0 && numel_of(r.kept) > 0)
+        throw std::invalid_argument(std::string(op) + ": cannot reduce an empty axis of shape " +
+                                    shape_str(c.in[0].shape()) + " (no identity element)");
+    return {r.out};
+}
+
+void fwd_sum(Call& c) {
+    const Reduction r = reduction("sum", c);
+    Tensor s = sum_to(c.in[0], r.kept);
+    std::copy_n(static_cast<const char*>(s.raw()), s.nbytes(), static_cast<char*>(c.out[0].raw()));
+}
+// dL/dx = g broadcast back over the reduced axes
+Grads bwd_sum(const Call& c, const Grads& g, const Need&) {
+    const Reduction r = reduction("sum", c);
+    Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "sum", [&](auto tag) {
+        using T = decltype(tag);
+        const T* pg = g[0].data<T>();
+        T* po = out.data<T>();
+        for_each_reduced(out.shape(), r.kept, [&](int64_t i, int64_t k) { po[i] = pg[k]; });
+    });
+    return {out};
+}
+
+void fwd_mean(Call& c) {
+    const Reduction r = reduction("mean", c);
+    Tensor s = sum_to(c.in[0], r.kept);
+    with_dtype(c, "mean", [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(c.out[0]) = cvec<T>(s) / static_cast<T>(r.count);
+    });
+}
+// dL/dx = g / count, broadcast back over the reduced axes
+Grads bwd_mean(const Call& c, const Grads& g, const Need& need) {
+    Grads r = bwd_sum(c, g, need);
+    with_dtype(c, "mean", [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(r[0]) /= static_cast<T>(reduction("mean", c).count);
+    });
+    return r;
+}
+
+template <bool Max> static void fwd_extreme(Call& c, const char* op) {
+    const Reduction r = reduction(op, c);
+    c.aux = Tensor::empty(r.kept, DType::i64);
+    with_dtype(c, op, [&](auto tag) { extreme<decltype(tag), Max>(c.in[0], r.kept, c.out[0], c.aux); });
+}
+// dL/dx = g at the first arg-max (arg-min) of each reduced group, 0 elsewhere
+static Grads bwd_extreme(const Call& c, const Grads& g, const char* op) {
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, op, [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t* arg = c.aux.data<int64_t>();
+        for (int64_t k = 0; k < c.aux.numel(); ++k) r.data<T>()[arg[k]] += g[0].data<T>()[k];
+    });
+    return {r};
+}
+void fwd_max(Call& c) { fwd_extreme<true>(c, "max"); }
+Grads bwd_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "max"); }
+void fwd_min(Call& c) { fwd_extreme<false>(c, "min"); }
+Grads bwd_min(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "min"); }
+
+// log(sum(exp(x))) = m + log(sum(exp(x - m))) with m the max: no overflow.
+void fwd_logsumexp(Call& c) {
+    const Reduction r = reduction("logsumexp", c);
+    const Tensor& x = c.in[0];
+    with_dtype(c, "logsumexp", [&](auto tag) {
+        using T = decltype(tag);
+        Tensor m = Tensor::empty(r.kept, x.dtype());
+        Tensor arg = Tensor::empty(r.kept, DType::i64);
+        if (r.count > 0) extreme<T, true>(x, r.kept, m, arg);
+        else m.fill(-std::numeric_limits<double>::infinity());
+        Tensor s = Tensor::zeros(r.kept, x.dtype());
+        const T *px = x.data<T>(), *pm = m.data<T>();
+        T* ps = s.data<T>();
+        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { ps[k] += std::exp(px[i] - pm[k]); });
+        T* po = c.out[0].data<T>();
+        for (int64_t k = 0; k < s.numel(); ++k) po[k] = std::isinf(pm[k]) ? pm[k] : pm[k] + std::log(ps[k]);
+    });
+}
+// dL/dx = g * exp(x - logsumexp(x)) (the softmax over the reduced axes)
+Grads bwd_logsumexp(const Call& c, const Grads& g, const Need&) {
+    const Reduction r = reduction("logsumexp", c);
+    Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "logsumexp", [&](auto tag) {
+        using T = decltype(tag);
+        const T *px = c.in[0].data<T>(), *pl = c.out[0].data<T>(), *pg = g[0].data<T>();
+        T* po = out.data<T>();
+        for_each_reduced(out.shape(), r.kept, [&](int64_t i, int64_t k) { po[i] = pg[k] * std::exp(px[i] - pl[k]); });
+    });
+    return {out};
+}
+
+// attrs.reals = {ddof}: sum((x - mean)^2) / (count - ddof); the mean is kept in aux for the backward.
+void fwd_var(Call& c) {
+    const Reduction r = reduction("var", c);
+    const Tensor& x = c.in[0];
+    c.aux = sum_to(x, r.kept).clone();
+    with_dtype(c, "var", [&](auto tag) {
+        using T = decltype(tag);
+        vec<T>(c.aux) /= static_cast<T>(r.count);
+        const T *px = x.data<T>(), *pm = c.aux.data<T>();
+        T* po = c.out[0].data<T>();
+        std::fill(po, po + c.out[0].numel(), T(0));
+        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { po[k] += (px[i] - pm[k]) * (px[i] - pm[k]); });
+        vec<T>(c.out[0]) /= static_cast<T>(r.count - c.attrs.reals[0]);
+    });
+}
+// dL/dx = g * 2 (x - mean) / (count - ddof)
+Grads bwd_var(const Call& c, const Grads& g, const Need&) {
+    const Reduction r = reduction("var", c);
+    Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "var", [&](auto tag) {
+        using T = decltype(tag);
+        const T scale = T(2) / static_cast<T>(r.count - c.attrs.reals[0]);
+        const T *px = c.in[0].data<T>(), *pm = c.aux.data<T>(), *pg = g[0].data<T>();
+        T* po = out.data<T>();
+        for_each_reduced(out.shape(), r.kept, [&](int64_t i, int64_t k) { po[i] = pg[k] * scale * (px[i] - pm[k]); });
+    });
+    return {out};
+}
+
+// ---- vugrad's row-wise ops on matrices ----
 
 std::vector<Shape> shape_matrix(const char* op, const Call& c) {
     require_matrix(op, c.in[0]);
@@ -30,17 +216,6 @@ std::vector<Shape> shape_row_max(const char* op, const Call& c) {
         throw std::invalid_argument(std::string(op) + ": rows of shape " + shape_str(c.in[0].shape()) +
                                     " are empty and have no maximum");
     return {Shape{c.in[0].dim(0)}};
-}
-
-void fwd_sum(Call& c) {
-    with_dtype(c, "sum", [&](auto tag) {
-        using T = decltype(tag);
-        *c.out[0].data<T>() = cvec<T>(c.in[0]).sum();
-    });
-}
-// dL/dx = g everywhere (g is a scalar)
-Grads bwd_sum(const Call& c, const Grads& g, const Need&) {
-    return {Tensor::full(c.in[0].shape(), g[0].dtype(), g[0].item())};
 }
 
 void fwd_row_sum(Call& c) {
@@ -63,34 +238,13 @@ Grads bwd_row_sum(const Call& c, const Grads& g, const Need&) {
 
 void fwd_row_max(Call& c) {
     const auto& x = c.in[0];
-    const int64_t n = x.dim(0), m = x.dim(1);
-    c.aux = Tensor::empty({n}, DType::i64);
+    c.aux = Tensor::empty({x.dim(0), 1}, DType::i64);
     with_dtype(c, "row_max", [&](auto tag) {
-        using T = decltype(tag);
-        const T* px = x.data<T>();
-        T* po = c.out[0].data<T>();
-        int64_t* arg = c.aux.data<int64_t>();
-        for (int64_t i = 0; i < n; ++i) {  // first maximum wins, and nan propagates, as in numpy
-            const T* row = px + i * m;
-            int64_t best = 0;
-            for (int64_t j = 1; j < m && !std::isnan(row[best]); ++j)
-                if (row[j] > row[best] || std::isnan(row[j])) best = j;
-            arg[i] = best;
-            po[i] = row[best];
-        }
+        extreme<decltype(tag), true>(x, {x.dim(0), 1}, c.out[0], c.aux);
     });
 }
-// dL/dx[i, j] = g[i] where j is the row's argmax, 0 elsewhere
-Grads bwd_row_max(const Call& c, const Grads& g, const Need&) {
-    const auto& x = c.in[0];
-    Tensor r = Tensor::zeros(x.shape(), x.dtype());
-    with_dtype(c, "row_max", [&](auto tag) {
-        using T = decltype(tag);
-        const int64_t* arg = c.aux.data<int64_t>();
-        for (int64_t i = 0, n = x.dim(0); i < n; ++i) r.data<T>()[i * x.dim(1) + arg[i]] = g[0].data<T>()[i];
-    });
-    return {r};
-}
+// dL/dx[i, j] = g[i] where j is the row's first argmax, 0 elsewhere
+Grads bwd_row_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "row_max"); }
 
 void fwd_normalize(Call& c) {
     with_dtype(c, "normalize", [&](auto tag) {
@@ -111,8 +265,7 @@ Grads bwd_normalize(const Call& c, const Grads& g, const Need&) {
         auto xm = cmat<T>(x, n, m).array();
         auto gm = cmat<T>(g[0], n, m).array();
         Vec<T> s = xm.rowwise().sum();
-        Vec<T> dot = (gm * xm).rowwise().sum();
-        Vec<T> corr = dot / (s * s);
+        Vec<T> corr = (gm * xm).rowwise().sum() / (s * s);
         mat<T>(r, n, m).array() = (gm.colwise() / s).colwise() - corr;
     });
     return {r};

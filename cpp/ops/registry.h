@@ -10,9 +10,9 @@ namespace tg {
 
 // Constants an op takes besides its tensor inputs; no gradient flows to them.
 struct Attrs {
-    std::vector<int64_t> ints;  // axes, repeat counts
-    double real = 0.0;
-    Tensor index;  // int64 indices (select)
+    std::vector<int64_t> ints;  // axes, shapes, flags
+    std::vector<double> reals;  // slopes, bounds
+    Tensor index;               // int64 indices (select, gather, cross-entropy targets)
 };
 
 // One application of an op: what its kernels see, kept on the tape for the backward.
@@ -27,14 +27,15 @@ struct Call {
 using ShapeRule = std::vector<Shape> (*)(const char* op, const Call&);
 using Forward = void (*)(Call&);
 // Gradients of the inputs given those of the outputs; where need[i] is false the kernel may skip
-// input i and return an undefined Tensor for it.
+// input i and return an undefined Tensor for it. Null for ops without a gradient (comparisons).
 using Backward = std::vector<Tensor> (*)(const Call&, const std::vector<Tensor>& grads,
                                          const std::vector<bool>& need);
 
 struct OpDef {
     const char* name;
-    int arity;   // number of tensor inputs
-    int n_ints;  // number of integer attributes (attrs.ints)
+    int arity;   // number of tensor inputs; -1: one or more
+    int n_ints;  // number of integer attributes (attrs.ints); -1: any number
+    int n_reals; // number of real attributes (attrs.reals)
     ShapeRule shape;
     Forward forward;  // null for views: the output shares the input's buffer with a new shape
     Backward backward;

@@ -1,52 +1,274 @@
-// Shape ops: expand a singleton axis, select one element per row, squeeze and unsqueeze (views).
+// Shape ops: views (reshape, squeeze, unsqueeze), broadcasting copies (expand, broadcast_to),
+// transpose, concatenate, and indexing (select, strided slices, gathers by flat index).
+#include <cstring>
+
 #include "ops/common.h"
 #include "ops/kernels.h"
 
 namespace tg {
 
-// attrs.ints = {dim, repeats}
+namespace {
+
+std::string str(const char* op) { return std::string(op); }
+
+// Elements of t read with per-axis `strides` (in elements, any sign) from `offset`, into a new
+// contiguous tensor of `shape`.
+template <class T>
+void strided_copy(const Tensor& t, int64_t offset, const Shape& shape, const std::vector<int64_t>& strides, Tensor& out) {
+    const T* src = t.data<T>() + offset;
+    T* dst = out.data<T>();
+    walk(shape, strides, strides, [&](int64_t o, int64_t i, int64_t, int64_t n, int64_t s, int64_t) {
+        for (int64_t j = 0; j < n; ++j) dst[o + j] = src[i + j * s];
+    });
+}
+
+// The reverse: adds g (contiguous, of `shape`) into r at those positions.
+template <class T>
+void strided_add(const Tensor& g, int64_t offset, const Shape& shape, const std::vector<int64_t>& strides, Tensor& r) {
+    const T* src = g.data<T>();
+    T* dst = r.data<T>() + offset;
+    walk(shape, strides, strides, [&](int64_t o, int64_t i, int64_t, int64_t n, int64_t s, int64_t) {
+        for (int64_t j = 0; j < n; ++j) dst[i + j * s] += src[o + j];
+    });
+}
+
+std::vector<int64_t> contiguous_strides(const Shape& shape) {
+    std::vector<int64_t> s(shape.size());
+    int64_t step = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+        s[i] = step;
+        step *= shape[i];
+    }
+    return s;
+}
+
+std::vector<int64_t> permutation(const char* op, const Call& c) {
+    const int64_t nd = c.in[0].ndim();
+    if (static_cast<int64_t>(c.attrs.ints.size()) != nd)
+        throw std::invalid_argument(str(op) + ": axes must list each of the " + std::to_string(nd) +
+                                    " axes of shape " + shape_str(c.in[0].shape()) + " once");
+    std::vector<int64_t> perm;
+    std::vector<bool> seen(static_cast<size_t>(nd), false);
+    for (int64_t a : c.attrs.ints) {
+        const int64_t axis = normalize_axis(a, nd, op);
+        if (seen[static_cast<size_t>(axis)]) throw std::invalid_argument(str(op) + ": repeated axis in transpose");
+        seen[static_cast<size_t>(axis)] = true;
+        perm.push_back(axis);
+    }
+    return perm;
+}
+
+// out (preallocated) = t with its axes permuted: out axis i is t's axis perm[i].
+void permute_into(const Tensor& t, const std::vector<int64_t>& perm, Tensor& out) {
+    const auto st = contiguous_strides(t.shape());
+    std::vector<int64_t> strides;
+    for (int64_t p : perm) strides.push_back(st[static_cast<size_t>(p)]);
+    float_dispatch(t.dtype(), "transpose", [&](auto tag) { strided_copy<decltype(tag)>(t, 0, out.shape(), strides, out); });
+}
+
+// attrs.ints for strided: {offset, ndim, shape..., strides...}
+struct Strided {
+    int64_t offset;
+    Shape shape;
+    std::vector<int64_t> strides;
+};
+
+Strided strided_of(const Call& c) {
+    const auto& v = c.attrs.ints;
+    Strided s;
+    s.offset = v.at(0);
+    const auto nd = static_cast<size_t>(v.at(1));
+    s.shape.assign(v.begin() + 2, v.begin() + 2 + static_cast<long>(nd));
+    s.strides.assign(v.begin() + 2 + static_cast<long>(nd), v.begin() + 2 + static_cast<long>(2 * nd));
+    return s;
+}
+
+int64_t flat_index(const Call& c, int64_t i) {
+    const int64_t j = c.attrs.index.data<int64_t>()[i];
+    return j < 0 ? j + c.in[0].numel() : j;
+}
+
+}  // namespace
+
+// ---- views ----
+
+// attrs.ints = the new shape; one entry may be -1 (inferred)
+std::vector<Shape> shape_reshape(const char* op, const Call& c) {
+    Shape out(c.attrs.ints.begin(), c.attrs.ints.end());
+    int64_t known = 1, unknown = -1;
+    for (size_t i = 0; i < out.size(); ++i) {
+        if (out[i] == -1 && unknown < 0) unknown = static_cast<int64_t>(i);
+        else if (out[i] < 0) throw std::invalid_argument(str(op) + ": invalid shape " + shape_str(out));
+        else known *= out[i];
+    }
+    const int64_t n = c.in[0].numel();
+    if (unknown >= 0 && known > 0 && n % known == 0) out[static_cast<size_t>(unknown)] = n / known;
+    if (numel_of(out) != n || (unknown >= 0 && known == 0))
+        throw std::invalid_argument(str(op) + ": cannot reshape a tensor of shape " + shape_str(c.in[0].shape()) +
+                                    " into shape " + shape_str(Shape(c.attrs.ints.begin(), c.attrs.ints.end())));
+    return {out};
+}
+
+// attrs.ints = {dim}
+std::vector<Shape> shape_squeeze(const char* op, const Call& c) {
+    const auto& x = c.in[0];
+    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim(), op);
+    if (x.dim(dim) != 1)
+        throw std::invalid_argument(str(op) + ": cannot squeeze axis " + std::to_string(dim) + " of shape " +
+                                    shape_str(x.shape()) + ": its size is " + std::to_string(x.dim(dim)) + ", not 1");
+    Shape out = x.shape();
+    out.erase(out.begin() + dim);
+    return {out};
+}
+
+std::vector<Shape> shape_unsqueeze(const char* op, const Call& c) {
+    const auto& x = c.in[0];
+    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim() + 1, op);
+    Shape out = x.shape();
+    out.insert(out.begin() + dim, 1);
+    return {out};
+}
+
+// ---- broadcasting copies ----
+
+// attrs.ints = {dim, repeats}: vugrad's Expand of one size-1 axis
 std::vector<Shape> shape_expand(const char* op, const Call& c) {
     const auto& x = c.in[0];
     const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim(), op);
     const int64_t repeats = c.attrs.ints.at(1);
     if (x.dim(dim) != 1)
-        throw std::invalid_argument(std::string(op) + ": can only expand an axis of size 1, but axis " +
-                                    std::to_string(dim) + " of shape " + shape_str(x.shape()) + " has size " +
-                                    std::to_string(x.dim(dim)));
-    if (repeats < 0)
-        throw std::invalid_argument(std::string(op) + ": repeats must be >= 0, got " + std::to_string(repeats));
+        throw std::invalid_argument(str(op) + ": can only expand an axis of size 1, but axis " + std::to_string(dim) +
+                                    " of shape " + shape_str(x.shape()) + " has size " + std::to_string(x.dim(dim)));
+    if (repeats < 0) throw std::invalid_argument(str(op) + ": repeats must be >= 0, got " + std::to_string(repeats));
     Shape out = x.shape();
     out[static_cast<size_t>(dim)] = repeats;
     return {out};
 }
 
-void fwd_expand(Call& c) {
-    with_dtype(c, "expand", [&](auto tag) {
+// attrs.ints = the target shape (numpy's broadcast_to)
+std::vector<Shape> shape_broadcast_to(const char* op, const Call& c) {
+    const Shape target(c.attrs.ints.begin(), c.attrs.ints.end());
+    numel_of(target);
+    const Shape& s = c.in[0].shape();
+    bool ok = s.size() <= target.size();
+    for (size_t i = 0; ok && i < s.size(); ++i) {
+        const int64_t d = s[s.size() - 1 - i];
+        ok = d == 1 || d == target[target.size() - 1 - i];
+    }
+    if (!ok)
+        throw std::invalid_argument(str(op) + ": cannot broadcast shape " + shape_str(s) + " to " + shape_str(target));
+    return {target};
+}
+
+void fwd_broadcast(Call& c) {
+    with_dtype(c, "broadcast", [&](auto tag) {
         using T = decltype(tag);
         broadcast_apply<T>(c.in[0], c.in[0], c.out[0], [](T a, T) { return a; });
     });
 }
-// dL/dx = g summed over the expanded axis
-Grads bwd_expand(const Call& c, const Grads& g, const Need&) { return {sum_to(g[0], c.in[0].shape())}; }
+// dL/dx = g summed over the broadcast axes
+Grads bwd_broadcast(const Call& c, const Grads& g, const Need&) { return {sum_to(g[0], c.in[0].shape())}; }
 
-// attrs.index: int64 vector with one column index per row of the matrix input.
+// ---- transpose ----
+
+std::vector<Shape> shape_transpose(const char* op, const Call& c) {
+    Shape out;
+    for (int64_t p : permutation(op, c)) out.push_back(c.in[0].dim(p));
+    return {out};
+}
+
+void fwd_transpose(Call& c) { permute_into(c.in[0], permutation("transpose", c), c.out[0]); }
+// dL/dx = g transposed by the inverse permutation
+Grads bwd_transpose(const Call& c, const Grads& g, const Need&) {
+    const auto perm = permutation("transpose", c);
+    std::vector<int64_t> inverse(perm.size());
+    for (size_t i = 0; i < perm.size(); ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+    Tensor r = Tensor::empty(c.in[0].shape(), g[0].dtype());
+    permute_into(g[0], inverse, r);
+    return {r};
+}
+
+// ---- concatenate ----
+
+// attrs.ints = {axis}; all inputs agree on every other axis
+std::vector<Shape> shape_concatenate(const char* op, const Call& c) {
+    const Tensor& first = c.in[0];
+    if (first.ndim() == 0) throw std::invalid_argument(str(op) + ": zero-dimensional tensors cannot be concatenated");
+    const int64_t axis = normalize_axis(c.attrs.ints.at(0), first.ndim(), op);
+    Shape out = first.shape();
+    out[static_cast<size_t>(axis)] = 0;
+    for (const Tensor& t : c.in) {
+        Shape s = t.shape();
+        if (t.ndim() == first.ndim()) s[static_cast<size_t>(axis)] = 0;
+        if (s != out)
+            throw std::invalid_argument(str(op) + ": shapes " + shape_str(first.shape()) + " and " +
+                                        shape_str(t.shape()) + " differ outside axis " + std::to_string(axis));
+    }
+    for (const Tensor& t : c.in) out[static_cast<size_t>(axis)] += t.dim(axis);
+    return {out};
+}
+
+namespace {
+// Per-input block sizes along the concatenation axis (elements per outer index), and outer count.
+void concat_blocks(const Call& c, std::vector<int64_t>& blocks, int64_t& outer) {
+    const int64_t axis = normalize_axis(c.attrs.ints.at(0), c.in[0].ndim(), "concatenate");
+    outer = 1;
+    for (int64_t i = 0; i < axis; ++i) outer *= c.in[0].dim(i);
+    for (const Tensor& t : c.in) blocks.push_back(outer ? t.numel() / outer : 0);
+}
+}  // namespace
+
+void fwd_concatenate(Call& c) {
+    std::vector<int64_t> blocks;
+    int64_t outer;
+    concat_blocks(c, blocks, outer);
+    const size_t item = dtype_size(c.out[0].dtype());
+    char* dst = static_cast<char*>(c.out[0].raw());
+    for (int64_t o = 0; o < outer; ++o)
+        for (size_t j = 0; j < c.in.size(); ++j) {
+            const size_t bytes = static_cast<size_t>(blocks[j]) * item;
+            std::memcpy(dst, static_cast<const char*>(c.in[j].raw()) + static_cast<size_t>(o) * bytes, bytes);
+            dst += bytes;
+        }
+}
+// dL/dx_j = the block of g that x_j filled
+Grads bwd_concatenate(const Call& c, const Grads& g, const Need& need) {
+    std::vector<int64_t> blocks;
+    int64_t outer;
+    concat_blocks(c, blocks, outer);
+    Grads r;
+    for (const Tensor& t : c.in) r.push_back(Tensor::empty(t.shape(), t.dtype()));
+    const size_t item = dtype_size(g[0].dtype());
+    const char* src = static_cast<const char*>(g[0].raw());
+    for (int64_t o = 0; o < outer; ++o)
+        for (size_t j = 0; j < c.in.size(); ++j) {
+            const size_t bytes = static_cast<size_t>(blocks[j]) * item;
+            std::memcpy(static_cast<char*>(r[j].raw()) + static_cast<size_t>(o) * bytes, src, bytes);
+            src += bytes;
+        }
+    for (size_t j = 0; j < r.size(); ++j)
+        if (!need[j]) r[j] = Tensor();
+    return r;
+}
+
+// ---- indexing ----
+
+// attrs.index: int64 vector with one column index per row of the matrix input (vugrad's Select).
 std::vector<Shape> shape_select(const char* op, const Call& c) {
     const auto& x = c.in[0];
     const auto& idx = c.attrs.index;
-    const std::string name(op);
     if (x.ndim() != 2)
-        throw std::invalid_argument(name + ": expected a matrix (2 dimensions), got shape " + shape_str(x.shape()));
-    if (!idx.defined() || idx.dtype() != DType::i64)
-        throw DTypeError(name + ": indices must be integers");
+        throw std::invalid_argument(str(op) + ": expected a matrix (2 dimensions), got shape " + shape_str(x.shape()));
+    if (!idx.defined() || idx.dtype() != DType::i64) throw DTypeError(str(op) + ": indices must be integers");
     if (idx.ndim() != 1 || idx.dim(0) != x.dim(0))
-        throw std::invalid_argument(name + ": expected one index per row, " + std::to_string(x.dim(0)) +
-                                    " in all, got indices of shape " + shape_str(idx.shape()) +
-                                    " for input of shape " + shape_str(x.shape()));
+        throw std::invalid_argument(str(op) + ": expected one index per row, " + std::to_string(x.dim(0)) +
+                                    " in all, got indices of shape " + shape_str(idx.shape()) + " for input of shape " +
+                                    shape_str(x.shape()));
     const int64_t m = x.dim(1);
     const int64_t* p = idx.data<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i)
         if (p[i] < -m || p[i] >= m)
-            throw std::out_of_range(name + ": index " + std::to_string(p[i]) + " in row " + std::to_string(i) +
+            throw std::out_of_range(str(op) + ": index " + std::to_string(p[i]) + " in row " + std::to_string(i) +
                                     " is out of range for " + std::to_string(m) + " columns (input shape " +
                                     shape_str(x.shape()) + ")");
     return {Shape{x.dim(0)}};
@@ -75,25 +297,70 @@ Grads bwd_select(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
-// attrs.ints = {dim}
-std::vector<Shape> shape_squeeze(const char* op, const Call& c) {
-    const auto& x = c.in[0];
-    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim(), op);
-    if (x.dim(dim) != 1)
-        throw std::invalid_argument(std::string(op) + ": cannot squeeze axis " + std::to_string(dim) +
-                                    " of shape " + shape_str(x.shape()) + ": its size is " +
-                                    std::to_string(x.dim(dim)) + ", not 1");
-    Shape out = x.shape();
-    out.erase(out.begin() + dim);
-    return {out};
+// A basic-indexing view (ints, slices, None, Ellipsis) described by offset, shape and strides;
+// every element it reaches must lie inside the input.
+std::vector<Shape> shape_strided(const char* op, const Call& c) {
+    const auto& v = c.attrs.ints;
+    if (v.size() < 2 || v[1] < 0 || v.size() != static_cast<size_t>(2 + 2 * v[1]))
+        throw std::invalid_argument(str(op) + ": malformed view description");
+    const Strided s = strided_of(c);
+    if (numel_of(s.shape) > 0) {
+        int64_t lo = s.offset, hi = s.offset;
+        for (size_t i = 0; i < s.shape.size(); ++i) {
+            const int64_t reach = s.strides[i] * (s.shape[i] - 1);
+            (reach < 0 ? lo : hi) += reach;
+        }
+        if (lo < 0 || hi >= c.in[0].numel())
+            throw std::out_of_range(str(op) + ": view reaches elements " + std::to_string(lo) + ".." +
+                                    std::to_string(hi) + " of a tensor of shape " + shape_str(c.in[0].shape()));
+    }
+    return {s.shape};
 }
 
-std::vector<Shape> shape_unsqueeze(const char* op, const Call& c) {
-    const auto& x = c.in[0];
-    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim() + 1, op);
-    Shape out = x.shape();
-    out.insert(out.begin() + dim, 1);
-    return {out};
+void fwd_strided(Call& c) {
+    const Strided s = strided_of(c);
+    with_dtype(c, "getitem", [&](auto tag) { strided_copy<decltype(tag)>(c.in[0], s.offset, s.shape, s.strides, c.out[0]); });
+}
+// dL/dx = g added back at the viewed positions, 0 elsewhere
+Grads bwd_strided(const Call& c, const Grads& g, const Need&) {
+    const Strided s = strided_of(c);
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "getitem", [&](auto tag) { strided_add<decltype(tag)>(g[0], s.offset, s.shape, s.strides, r); });
+    return {r};
+}
+
+// attrs.index: flat positions into the input (any shape, negative counts from the end); the
+// output has the index's shape. Advanced indexing (integer arrays, boolean masks) lowers to this.
+std::vector<Shape> shape_gather(const char* op, const Call& c) {
+    const Tensor& idx = c.attrs.index;
+    if (!idx.defined() || idx.dtype() != DType::i64) throw DTypeError(str(op) + ": indices must be integers");
+    const int64_t n = c.in[0].numel();
+    const int64_t* p = idx.data<int64_t>();
+    for (int64_t i = 0; i < idx.numel(); ++i)
+        if (p[i] < -n || p[i] >= n)
+            throw std::out_of_range(str(op) + ": flat index " + std::to_string(p[i]) + " is out of range for a tensor of " +
+                                    std::to_string(n) + " elements (shape " + shape_str(c.in[0].shape()) + ")");
+    return {idx.shape()};
+}
+
+void fwd_gather(Call& c) {
+    with_dtype(c, "gather", [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        T* o = c.out[0].data<T>();
+        for (int64_t i = 0; i < c.out[0].numel(); ++i) o[i] = x[flat_index(c, i)];
+    });
+}
+// dL/dx = g scattered back to the gathered positions; repeated positions add up
+Grads bwd_gather(const Call& c, const Grads& g, const Need&) {
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "gather", [&](auto tag) {
+        using T = decltype(tag);
+        const T* pg = g[0].data<T>();
+        T* pr = r.data<T>();
+        for (int64_t i = 0; i < g[0].numel(); ++i) pr[flat_index(c, i)] += pg[i];
+    });
+    return {r};
 }
 
 }  // namespace tg

@@ -70,8 +70,8 @@ class NativeOp(Op):
 
     @staticmethod
     def _constants():
-        """Map the op's keyword arguments to the engine's (integers, real, index array)."""
-        return (), 0.0, None
+        """Map the op's keyword arguments to the engine's (integers, reals, index array)."""
+        return (), (), None
 
     @classmethod
     def _parse(cls, kwargs):

@@ -73,6 +73,10 @@ class Sum(NativeOp):
     """Sum of all elements, a 0-d result. Backward: g in every position."""
     _native = "sum"
 
+    @staticmethod
+    def _constants():
+        return (0,), (), None
+
 
 class RowSum(NativeOp):
     """Row sums of a matrix (n, m) -> (n,). Backward: g[i] in every column of row i."""
@@ -98,7 +102,7 @@ class Expand(NativeOp):
 
     @staticmethod
     def _constants(*, dim, repeats):
-        return (int(dim), int(repeats)), 0.0, None
+        return (int(dim), int(repeats)), (), None
 
 
 class Select(NativeOp):
@@ -111,7 +115,7 @@ class Select(NativeOp):
 
     @staticmethod
     def _constants(*, indices):
-        return (), 0.0, indices
+        return (), (), indices
 
 
 class Squeeze(NativeOp):
@@ -120,7 +124,7 @@ class Squeeze(NativeOp):
 
     @staticmethod
     def _constants(dim=0):
-        return (int(dim),), 0.0, None
+        return (int(dim),), (), None
 
 
 class Unsqueeze(NativeOp):
@@ -129,4 +133,4 @@ class Unsqueeze(NativeOp):
 
     @staticmethod
     def _constants(dim=0):
-        return (int(dim),), 0.0, None
+        return (int(dim),), (), None

@@ -1,0 +1,239 @@
+// Fused neural-network kernels: softmax, log-softmax and the losses, each one forward/backward pair.
+#include <cmath>
+
+#include "ops/common.h"
+#include "ops/kernels.h"
+
+namespace tg {
+
+namespace {
+
+// The last axis is the one normalised: rows = all other axes flattened.
+int64_t cols_of(const Tensor& t) { return t.ndim() ? t.dim(t.ndim() - 1) : 1; }
+int64_t rows_of(const Tensor& t) { return cols_of(t) ? t.numel() / cols_of(t) : 0; }
+
+enum Reduction : int64_t { mean = 0, sum = 1 };
+
+// Scale of the upstream scalar gradient for a loss over `count` terms.
+template <class T> T loss_scale(const Call& c, const Tensor& g, int64_t count) {
+    const T gv = static_cast<T>(g.item());
+    return c.attrs.ints[0] == mean ? gv / static_cast<T>(count) : gv;
+}
+
+template <class T> T finish(const Call& c, T total, int64_t count) {
+    return c.attrs.ints[0] == mean ? total / static_cast<T>(count) : total;
+}
+
+void require_reduction(const char* op, const Call& c) {
+    if (c.attrs.ints[0] != mean && c.attrs.ints[0] != sum)
+        throw std::invalid_argument(std::string(op) + ": reduction must be 'mean' or 'sum'");
+}
+
+void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
+    if (a.shape() != b.shape())
+        throw std::invalid_argument(std::string(op) + ": input of shape " + shape_str(a.shape()) +
+                                    " and target of shape " + shape_str(b.shape()) + " differ");
+}
+
+}  // namespace
+
+std::vector<Shape> shape_softmax(const char* op, const Call& c) {
+    if (c.in[0].ndim() == 0) throw std::invalid_argument(std::string(op) + ": needs at least 1 dimension, got a scalar");
+    return {c.in[0].shape()};
+}
+
+// y = exp(x - max) / sum(exp(x - max)) along the last axis
+void fwd_softmax(Call& c) {
+    with_dtype(c, "softmax", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
+        auto x = cmat<T>(c.in[0], n, m).array();
+        auto y = mat<T>(c.out[0], n, m).array();
+        y = (x.colwise() - x.rowwise().maxCoeff()).exp();
+        y.colwise() /= y.rowwise().sum();
+    });
+}
+// dL/dx = y * (g - sum(g * y)) per row
+Grads bwd_softmax(const Call& c, const Grads& g, const Need&) {
+    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "softmax", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
+        auto y = cmat<T>(c.out[0], n, m).array();
+        auto gm = cmat<T>(g[0], n, m).array();
+        Vec<T> dot = (gm * y).rowwise().sum();
+        mat<T>(r, n, m).array() = y * (gm.colwise() - dot);
+    });
+    return {r};
+}
+
+// y = x - max - log(sum(exp(x - max))) along the last axis
+void fwd_log_softmax(Call& c) {
+    with_dtype(c, "log_softmax", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
+        auto x = cmat<T>(c.in[0], n, m).array();
+        auto y = mat<T>(c.out[0], n, m).array();
+        y = x.colwise() - x.rowwise().maxCoeff();
+        Vec<T> lse = y.exp().rowwise().sum().log();
+        y.colwise() -= lse;
+    });
+}
+// dL/dx = g - exp(y) * sum(g) per row
+Grads bwd_log_softmax(const Call& c, const Grads& g, const Need&) {
+    Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, "log_softmax", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
+        auto gm = cmat<T>(g[0], n, m).array();
+        Vec<T> gsum = gm.rowwise().sum();
+        mat<T>(r, n, m).array() = gm - cmat<T>(c.out[0], n, m).array().exp().colwise() * gsum;
+    });
+    return {r};
+}
+
+// cross_entropy(logits (n, C), attrs.index = targets (n,) in [0, C), attrs.ints = {reduction}):
+// mean or sum over rows of logsumexp(x_i) - x_i[t_i]. The softmax is kept in aux for the backward.
+std::vector<Shape> shape_cross_entropy(const char* op, const Call& c) {
+    const Tensor &x = c.in[0], &t = c.attrs.index;
+    require_reduction(op, c);
+    if (x.ndim() != 2)
+        throw std::invalid_argument(std::string(op) + ": expected logits of shape (n, classes), got " + shape_str(x.shape()));
+    if (!t.defined() || t.dtype() != DType::i64) throw DTypeError(std::string(op) + ": targets must be integer class indices");
+    if (t.ndim() != 1 || t.dim(0) != x.dim(0))
+        throw std::invalid_argument(std::string(op) + ": expected " + std::to_string(x.dim(0)) +
+                                    " targets for logits of shape " + shape_str(x.shape()) + ", got shape " + shape_str(t.shape()));
+    const int64_t* p = t.data<int64_t>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+        if (p[i] < 0 || p[i] >= x.dim(1))
+            throw std::out_of_range(std::string(op) + ": target " + std::to_string(p[i]) + " in row " + std::to_string(i) +
+                                    " is not a class index in [0, " + std::to_string(x.dim(1)) + ")");
+    return {Shape{}};
+}
+
+void fwd_cross_entropy(Call& c) {
+    const Tensor& x = c.in[0];
+    c.aux = Tensor::empty(x.shape(), x.dtype());
+    with_dtype(c, "cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = x.dim(0), m = x.dim(1);
+        auto xm = cmat<T>(x, n, m).array();
+        auto p = mat<T>(c.aux, n, m).array();
+        Vec<T> mx = xm.rowwise().maxCoeff();
+        p = (xm.colwise() - mx).exp();
+        Vec<T> s = p.rowwise().sum();
+        p.colwise() /= s;
+        const int64_t* t = c.attrs.index.data<int64_t>();
+        T total = 0;
+        for (int64_t i = 0; i < n; ++i) total += mx[i] + std::log(s[i]) - xm(i, t[i]);
+        *c.out[0].data<T>() = finish(c, total, n);
+    });
+}
+// dL/dx = g * (softmax(x) - onehot(t)) (divided by n for the mean)
+Grads bwd_cross_entropy(const Call& c, const Grads& g, const Need&) {
+    Tensor r = c.aux.clone();
+    with_dtype(c, "cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        const int64_t n = r.dim(0), m = r.dim(1);
+        const int64_t* t = c.attrs.index.data<int64_t>();
+        auto rm = mat<T>(r, n, m);
+        for (int64_t i = 0; i < n; ++i) rm(i, t[i]) -= T(1);
+        rm *= loss_scale<T>(c, g[0], n);
+    });
+    return {r};
+}
+
+std::vector<Shape> shape_pair_loss(const char* op, const Call& c) {
+    require_reduction(op, c);
+    require_same_shape(op, c.in[0], c.in[1]);
+    return {Shape{}};
+}
+
+// binary_cross_entropy(p, y) = -(y log p + (1 - y) log(1 - p)), each log clamped at -100 so p = 0 or
+// 1 gives a finite loss
+void fwd_binary_cross_entropy(Call& c) {
+    with_dtype(c, "binary_cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        auto p = cvec<T>(c.in[0]);
+        auto y = cvec<T>(c.in[1]);
+        const T total = -(y * p.log().max(T(-100)) + (T(1) - y) * (T(1) - p).log().max(T(-100))).sum();
+        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+    });
+}
+// dL/dp = g (p - y) / max(p (1 - p), 1e-12), dL/dy = g (log(1 - p) - log p) (logs clamped)
+Grads bwd_binary_cross_entropy(const Call& c, const Grads& g, const Need& need) {
+    Grads r(2);
+    with_dtype(c, "binary_cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        const T s = loss_scale<T>(c, g[0], c.in[0].numel());
+        auto p = cvec<T>(c.in[0]);
+        auto y = cvec<T>(c.in[1]);
+        if (need[0]) {
+            r[0] = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+            vec<T>(r[0]) = s * (p - y) / (p * (T(1) - p)).max(T(1e-12));
+        }
+        if (need[1]) {
+            r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
+            vec<T>(r[1]) = s * ((T(1) - p).log().max(T(-100)) - p.log().max(T(-100)));
+        }
+    });
+    return r;
+}
+
+// binary_cross_entropy_with_logits(z, y) = max(z, 0) - z y + log(1 + exp(-|z|)): stable for any z
+void fwd_bce_with_logits(Call& c) {
+    with_dtype(c, "binary_cross_entropy_with_logits", [&](auto tag) {
+        using T = decltype(tag);
+        auto z = cvec<T>(c.in[0]);
+        auto y = cvec<T>(c.in[1]);
+        const T total = (z.max(T(0)) - z * y + (-z.abs()).exp().log1p()).sum();
+        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+    });
+}
+// dL/dz = g (sigmoid(z) - y), dL/dy = -g z
+Grads bwd_bce_with_logits(const Call& c, const Grads& g, const Need& need) {
+    Grads r(2);
+    with_dtype(c, "binary_cross_entropy_with_logits", [&](auto tag) {
+        using T = decltype(tag);
+        const T s = loss_scale<T>(c, g[0], c.in[0].numel());
+        auto z = cvec<T>(c.in[0]);
+        if (need[0]) {
+            r[0] = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+            vec<T>(r[0]) = s * (T(1) / (T(1) + (-z).exp()) - cvec<T>(c.in[1]));
+        }
+        if (need[1]) {
+            r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
+            vec<T>(r[1]) = -s * z;
+        }
+    });
+    return r;
+}
+
+// mse_loss(p, t) = mean or sum of (p - t)^2
+void fwd_mse_loss(Call& c) {
+    with_dtype(c, "mse_loss", [&](auto tag) {
+        using T = decltype(tag);
+        const T total = (cvec<T>(c.in[0]) - cvec<T>(c.in[1])).square().sum();
+        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+    });
+}
+// dL/dp = 2 g (p - t), dL/dt = -2 g (p - t)
+Grads bwd_mse_loss(const Call& c, const Grads& g, const Need& need) {
+    Grads r(2);
+    with_dtype(c, "mse_loss", [&](auto tag) {
+        using T = decltype(tag);
+        const T s = T(2) * loss_scale<T>(c, g[0], c.in[0].numel());
+        auto d = cvec<T>(c.in[0]) - cvec<T>(c.in[1]);
+        if (need[0]) {
+            r[0] = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+            vec<T>(r[0]) = s * d;
+        }
+        if (need[1]) {
+            r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
+            vec<T>(r[1]) = -s * d;
+        }
+    });
+    return r;
+}
+
+}  // namespace tg

@@ -1,0 +1,268 @@
+"""Data loading: the synthetic task, IDX files, and MNIST / Fashion-MNIST from local folders (never the network)."""
+
+import gzip
+import hashlib
+import os
+
+import numpy as np
+import pytest
+
+import tapegrad as vg
+
+IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B, np.dtype(">i4"): 0x0C,
+             np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
+TRAIN_IMAGES, TRAIN_LABELS = "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"
+TEST_IMAGES, TEST_LABELS = "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"
+
+
+def idx_bytes(array):
+    """The IDX encoding of an array: magic (0, 0, type code, ndim), big-endian sizes, big-endian data."""
+    big = array.astype(array.dtype.newbyteorder(">"))
+    header = bytes([0, 0, IDX_CODES[big.dtype], array.ndim])
+    header += b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + big.tobytes()
+
+
+def write_idx(path, array):
+    data = idx_bytes(array)
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wb", compresslevel=1) as f:
+            f.write(data)
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+    return path
+
+
+def mnist_like(n, seed):
+    """n images (n, 28, 28) of uint8 whose pixels encode the image index, and labels 0..9."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(n) % 256
+    images[:, 0, 1] = np.arange(n) // 256
+    return images, rng.integers(0, 10, n).astype(np.uint8)
+
+
+def write_mnist_folder(folder, ntrain, ntest, gz=True, seed=0):
+    """The four MNIST files (gzipped or raw) in folder; returns the arrays written."""
+    os.makedirs(folder, exist_ok=True)
+    xtrain, ytrain = mnist_like(ntrain, seed)
+    xtest, ytest = mnist_like(ntest, seed + 1)
+    for name, array in [(TRAIN_IMAGES, xtrain), (TRAIN_LABELS, ytrain), (TEST_IMAGES, xtest), (TEST_LABELS, ytest)]:
+        write_idx(os.path.join(folder, name if gz else name[:-3]), array)
+    return xtrain, ytrain, xtest, ytest
+
+
+# ---- load_synth ----
+
+def test_load_synth_gives_the_requested_shapes_and_dtypes():
+    (xtrain, ytrain), (xval, yval), classes = vg.load_synth(num_train=300, num_val=70, seed=1)
+    assert classes == 2
+    assert xtrain.shape == (300, 2) and xval.shape == (70, 2)
+    assert ytrain.shape == (300,) and yval.shape == (70,)
+    assert xtrain.dtype == np.float64 and ytrain.dtype == np.int64
+
+
+def test_load_synth_defaults_to_60000_training_and_10000_validation_instances():
+    (xtrain, _), (xval, _), _ = vg.load_synth(seed=0)
+    assert len(xtrain) == 60_000 and len(xval) == 10_000
+
+
+def test_load_synth_labels_are_binary_and_mark_points_outside_the_ellipse():
+    (x, y), (xv, yv), _ = vg.load_synth(num_train=2000, num_val=500, seed=3)
+    assert set(np.unique(y)) == {0, 1}
+    quad = np.array([[1.0, 0.5], [1.0, 0.2]])
+    for points, labels in ((x, y), (xv, yv)):
+        np.testing.assert_array_equal(labels, (np.einsum("bf,fk,bk->b", points, quad, points) > 0.6).astype(np.int64))
+
+
+def test_load_synth_is_reproducible_with_a_seed_and_differs_across_seeds():
+    first, second, other = (vg.load_synth(num_train=50, num_val=10, seed=s) for s in (7, 7, 8))
+    np.testing.assert_array_equal(first[0][0], second[0][0])
+    np.testing.assert_array_equal(first[1][1], second[1][1])
+    assert not np.array_equal(first[0][0], other[0][0])
+
+
+def test_load_synth_without_a_seed_draws_from_numpys_global_generator():
+    np.random.seed(5)
+    first = vg.load_synth(num_train=20, num_val=5)
+    np.random.seed(5)
+    second = vg.load_synth(num_train=20, num_val=5)
+    np.testing.assert_array_equal(first[0][0], second[0][0])
+
+
+# ---- read_idx ----
+
+@pytest.mark.parametrize("suffix", ["", ".gz"], ids=["raw", "gzip"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+def test_read_idx_round_trips_every_idx_type(tmp_path, dtype, suffix):
+    rng = np.random.default_rng(0)
+    array = (rng.standard_normal((3, 4, 5)) * 50).astype(dtype)
+    result = vg.read_idx(write_idx(tmp_path / f"data.idx{suffix}", array))
+    assert result.dtype == np.dtype(dtype) and result.dtype.isnative
+    np.testing.assert_array_equal(result, array)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"], ids=["raw", "gzip"])
+def test_read_idx_reads_uint8_images_and_labels(tmp_path, suffix):
+    images, labels = mnist_like(7, seed=0)
+    read_images = vg.read_idx(write_idx(tmp_path / f"images{suffix}", images))
+    read_labels = vg.read_idx(write_idx(tmp_path / f"labels{suffix}", labels))
+    assert read_images.shape == (7, 28, 28) and read_images.dtype == np.uint8
+    np.testing.assert_array_equal(read_images, images)
+    np.testing.assert_array_equal(read_labels, labels)
+
+
+GOOD = idx_bytes(np.arange(6, dtype=np.uint8).reshape(2, 3))
+MALFORMED = [
+    ("empty", b"", "bad magic"),
+    ("short-magic", b"\x00\x00", "bad magic"),
+    ("nonzero-first-byte", b"\x01" + GOOD[1:], "bad magic"),
+    ("nonzero-second-byte", b"\x00\x01" + GOOD[2:], "bad magic"),
+    ("unknown-type-code", b"\x00\x00\x0a" + GOOD[3:], "bad magic"),
+    ("truncated-header", GOOD[:9], "truncated IDX header"),
+    ("short-payload", GOOD[:-1], "payload is 5 bytes, expected 6"),
+    ("long-payload", GOOD + b"\x00", "payload is 7 bytes, expected 6"),
+]
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"], ids=["raw", "gzip"])
+@pytest.mark.parametrize("data, message", [pytest.param(*m[1:], id=m[0]) for m in MALFORMED])
+def test_read_idx_rejects_malformed_files_with_value_error(tmp_path, data, message, suffix):
+    path = tmp_path / f"bad.idx{suffix}"
+    if suffix:
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    with pytest.raises(ValueError, match=message):
+        vg.read_idx(path)
+
+
+@pytest.mark.parametrize("data", [GOOD, gzip.compress(GOOD)[:-6]], ids=["not-gzipped", "truncated-gzip-stream"])
+def test_read_idx_rejects_a_broken_gzip_file_with_value_error(tmp_path, data):
+    path = tmp_path / "broken.idx.gz"
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="broken.idx.gz"):
+        vg.read_idx(path)
+
+
+# ---- load_mnist and load_fashion_mnist from local folders ----
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzip", "raw"])
+def test_load_mnist_holds_out_the_last_5000_training_images_for_validation(tmp_path, gz):
+    xtrain, ytrain, _, _ = write_mnist_folder(tmp_path, ntrain=5010, ntest=3, gz=gz)
+    (xt, yt), (xv, yv), classes = vg.load_mnist(path=str(tmp_path))
+    assert classes == 10
+    assert xt.shape == (10, 784) and xv.shape == (5000, 784)
+    assert yt.shape == (10,) and yv.shape == (5000,) and yt.dtype == np.int64
+    np.testing.assert_array_equal(xt, xtrain[:10].reshape(10, 784))
+    np.testing.assert_array_equal(xv, xtrain[10:].reshape(5000, 784))
+    np.testing.assert_array_equal(yv, ytrain[10:])
+
+
+def test_load_mnist_final_returns_the_test_set_and_keeps_images_unflattened_on_request(tmp_path):
+    xtrain, ytrain, xtest, ytest = write_mnist_folder(tmp_path, ntrain=12, ntest=4)
+    (xt, yt), (xs, ys), _ = vg.load_mnist(final=True, flatten=False, path=str(tmp_path))
+    assert xt.shape == (12, 28, 28) and xs.shape == (4, 28, 28) and xt.dtype == np.uint8
+    np.testing.assert_array_equal(xt, xtrain)
+    np.testing.assert_array_equal(yt, ytrain)
+    np.testing.assert_array_equal(xs, xtest)
+    np.testing.assert_array_equal(ys, ytest)
+
+
+def test_load_mnist_flattens_images_to_rows_of_784_pixels(tmp_path):
+    xtrain, _, xtest, _ = write_mnist_folder(tmp_path, ntrain=6, ntest=2)
+    (xt, _), (xs, _), _ = vg.load_mnist(final=True, path=str(tmp_path))
+    assert xt.shape == (6, 784) and xs.shape == (2, 784)
+    np.testing.assert_array_equal(xs, xtest.reshape(2, 784))
+
+
+def test_load_mnist_names_missing_files(tmp_path):
+    write_mnist_folder(tmp_path, ntrain=3, ntest=2)
+    os.remove(tmp_path / TEST_LABELS)
+    with pytest.raises(FileNotFoundError, match=f"load_mnist: .* lacks {TEST_LABELS}"):
+        vg.load_mnist(path=str(tmp_path))
+
+
+def test_load_mnist_rejects_image_and_label_counts_that_differ(tmp_path):
+    write_mnist_folder(tmp_path, ntrain=3, ntest=2)
+    write_idx(tmp_path / TRAIN_LABELS, np.zeros(4, dtype=np.uint8))
+    with pytest.raises(ValueError, match="image and label counts differ"):
+        vg.load_mnist(final=True, path=str(tmp_path))
+
+
+def test_load_fashion_mnist_reads_a_folder_of_idx_files(tmp_path):
+    xtrain, ytrain, xtest, ytest = write_mnist_folder(tmp_path, ntrain=9, ntest=3, seed=4)
+    (xt, yt), (xs, ys), classes = vg.load_fashion_mnist(final=True, path=str(tmp_path))
+    assert classes == 10 and xt.shape == (9, 784) and xs.shape == (3, 784)
+    np.testing.assert_array_equal(xt, xtrain.reshape(9, 784))
+    np.testing.assert_array_equal(ys, ytest)
+
+
+def test_load_fashion_mnist_explains_how_to_get_a_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        vg.load_fashion_mnist(path=str(tmp_path / "absent"))
+
+
+# ---- load_mnist's cache and download, offline: file:// mirrors in tmp_path ----
+
+def test_mnist_cache_folder_is_under_tapegrad_data_or_the_home_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TAPEGRAD_DATA", str(tmp_path / "data"))
+    assert vg.data.mnist_folder() == str(tmp_path / "data" / "mnist")
+    monkeypatch.delenv("TAPEGRAD_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert vg.data.mnist_folder() == str(tmp_path / ".cache" / "tapegrad" / "mnist")
+
+
+@pytest.fixture
+def offline_mnist(tmp_path, monkeypatch):
+    """TAPEGRAD_DATA in tmp_path and a single file:// mirror folder; returns (cache folder, mirror folder)."""
+    monkeypatch.setenv("TAPEGRAD_DATA", str(tmp_path / "data"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setattr(vg.data, "MNIST_MIRRORS", (mirror.as_uri() + "/",))
+    return tmp_path / "data" / "mnist", mirror
+
+
+def test_load_mnist_reads_the_cache_under_tapegrad_data_without_downloading(offline_mnist):
+    cache, mirror = offline_mnist  # the mirror is empty: any download attempt would fail
+    xtrain, _, xtest, _ = write_mnist_folder(cache, ntrain=5, ntest=2)
+    (xt, _), (xs, _), _ = vg.load_mnist(final=True)
+    np.testing.assert_array_equal(xt, xtrain.reshape(5, 784))
+    np.testing.assert_array_equal(xs, xtest.reshape(2, 784))
+
+
+def test_load_mnist_downloads_files_whose_checksums_match_into_the_cache(offline_mnist, monkeypatch):
+    cache, mirror = offline_mnist
+    xtrain, _, _, ytest = write_mnist_folder(mirror, ntrain=4, ntest=3)
+    for name in vg.data.MNIST_FILES:
+        monkeypatch.setitem(vg.data.MNIST_FILES, name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
+    (xt, _), (_, ys), _ = vg.load_mnist(final=True)
+    np.testing.assert_array_equal(xt, xtrain.reshape(4, 784))
+    np.testing.assert_array_equal(ys, ytest)
+    assert sorted(os.listdir(cache)) == sorted(vg.data.MNIST_FILES)
+
+
+def test_load_mnist_refuses_downloads_with_wrong_checksums_and_says_how_to_get_the_data(offline_mnist):
+    cache, mirror = offline_mnist
+    write_mnist_folder(mirror, ntrain=4, ntest=3)  # valid IDX files, but not the real MNIST: md5 differs
+    with pytest.raises(RuntimeError) as error:
+        vg.load_mnist()
+    message = str(error.value)
+    assert "checksum mismatch" in message
+    assert "Put the four IDX files" in message and str(cache) in message
+    assert "load_mnist(path=...)" in message
+    assert os.listdir(cache) == []  # nothing half-written or unverified is left in the cache
+
+
+def test_load_mnist_reports_every_mirror_that_failed(offline_mnist, monkeypatch, tmp_path):
+    cache, mirror = offline_mnist
+    other = tmp_path / "other-mirror"
+    other.mkdir()
+    monkeypatch.setattr(vg.data, "MNIST_MIRRORS", (mirror.as_uri() + "/", other.as_uri() + "/"))
+    with pytest.raises(RuntimeError, match="could not download MNIST") as error:
+        vg.load_mnist()
+    message = str(error.value)
+    assert mirror.as_uri() in message and other.as_uri() in message
+    assert os.listdir(cache) == []
