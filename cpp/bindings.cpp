@@ -84,11 +84,11 @@ Tensor to_tensor(py::handle obj, const std::string& what, bool share) {
     return t;
 }
 
-// Integer index array (int64, contiguous copy); TypeError naming `op` for non-integers.
+// Integer index array (int64, contiguous copy); IndexError naming `op` for non-integers, as numpy.
 Tensor to_index(py::handle obj, const std::string& op) {
     py::array a = py::array::ensure(obj);
     if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
-        throw DTypeError(op + ": indices must be integers, got " +
+        throw std::out_of_range(op + ": indices must be integers, got " +
                          (a ? std::string(py::str(a.dtype())) : std::string(py::str(py::type::of(obj)))));
     auto c = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
     Tensor t = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::i64);

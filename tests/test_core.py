@@ -44,7 +44,6 @@ def test_native_opnode_context_holds_the_arrays_its_backward_uses():
     context = m.source.context
     np.testing.assert_array_equal(context["inputs"][0], x.value)
     np.testing.assert_array_equal(context["outputs"][0], [5.0, 7.0])
-    np.testing.assert_array_equal(context["aux"], [1, 0])
 
 
 def test_leaf_reports_its_shape_size_length_name_and_item():

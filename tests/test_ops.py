@@ -123,9 +123,25 @@ CASES += [
         Case(f"Sum-{shape}", vg.Sum, (shape,), np.sum, lambda G, x: (np.full(x.shape, G),)),
     )
 ]
+
+
+def matmul_grads(G, a, b):
+    """numpy matmul's gradients: 1-d operands as a row (left) or a column (right), batch axes reduced."""
+    a2 = a[None, :] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    G2 = G[..., None] if b.ndim == 1 else G
+    G2 = G2[..., None, :] if a.ndim == 1 else G2
+    ga = sum_to_shape(G2 @ np.swapaxes(b2, -1, -2), a2.shape)
+    gb = sum_to_shape(np.swapaxes(a2, -1, -2) @ G2, b2.shape)
+    return ga.reshape(a.shape), gb.reshape(b.shape)
+
+
 CASES += [
-    Case(f"MatrixMultiply-{a}x{b}", vg.MatrixMultiply, (a, b), np.matmul, lambda G, a, b: (G @ b.T, a.T @ G))
-    for a, b in [((3, 4), (4, 2)), ((1, 5), (5, 1)), ((4, 1), (1, 3))]
+    Case(f"MatrixMultiply-{a}x{b}", vg.MatrixMultiply, (a, b), np.matmul, matmul_grads)
+    for a, b in [((3, 4), (4, 2)), ((1, 5), (5, 1)), ((4, 1), (1, 3)),
+                 # numpy's matmul beyond matrices: vectors and broadcast batches
+                 ((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4, 2)), ((2, 1, 3, 4), (3, 4, 2)),
+                 ((3,), (2, 3, 4))]
 ]
 CASES += [
     Case(f"BatchMM-{w}x{x}", vg.BatchMM, (w, x), lambda w, x: x @ w.T, lambda G, w, x: (G.T @ x, G @ w))
@@ -348,7 +364,10 @@ BAD_INPUTS = [
     ("pow-shapes", lambda: node(2, 3) ** node(2), ValueError, r"pow: shapes \(2, 3\) and \(2,\)"),
     ("matmul-align", lambda: node(2, 3) @ node(4, 2), ValueError,
      r"matmul: shapes \(2, 3\) and \(4, 2\) do not align \(3 != 4\)"),
-    ("matmul-vector", lambda: node(2, 3).matmul(node(3)), ValueError, r"matmul: expected two matrices"),
+    ("matmul-scalar", lambda: node(2, 3).matmul(vg.TensorNode(2.0)), ValueError,
+     r"matmul: operands must have at least 1 dimension"),
+    ("matmul-batch-shapes", lambda: node(2, 3, 4) @ node(3, 4, 2), ValueError, r"matmul: shapes \(2,\) and \(3,\) cannot be broadcast"),
+    ("batch_mm-vector", lambda: vg.BatchMM.do_forward(node(2, 3), node(3)), ValueError, r"batch_mm: expected two matrices"),
     ("batch_mm-align", lambda: vg.BatchMM.do_forward(node(2, 3), node(4, 2)), ValueError,
      r"batch_mm: matrix of shape \(2, 3\) cannot apply to vectors of shape \(4, 2\)"),
     ("row_sum-vector", lambda: vg.RowSum.do_forward(node(3)), ValueError, r"row_sum: expected a matrix"),
@@ -377,7 +396,7 @@ BAD_INPUTS = [
     ("squeeze-bad-axis", lambda: vg.Squeeze.do_forward(node(1, 3), dim=5), IndexError, r"squeeze: axis 5 is out of range"),
     ("unsqueeze-bad-axis", lambda: vg.Unsqueeze.do_forward(node(1, 3), dim=4), IndexError,
      r"unsqueeze: axis 4 is out of range"),
-    ("add-arity", lambda: vg.Add.do_forward(node(2)), ValueError, r"add: expected 2 inputs, got 1"),
+    ("add-arity", lambda: vg.Add.do_forward(node(2)), ValueError, r"add: expected 2 input(\(s\)|s), got 1"),
     ("add-array-input", lambda: vg.Add.do_forward(np.ones(2), node(2)), TypeError,
      r"add: all inputs must be TensorNodes; input 0 is ndarray"),
     ("sigmoid-number-input", lambda: vg.Sigmoid.do_forward(1.0), TypeError, r"sigmoid: all inputs must be TensorNodes"),

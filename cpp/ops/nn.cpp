@@ -99,7 +99,7 @@ std::vector<Shape> shape_cross_entropy(const char* op, const Call& c) {
     require_reduction(op, c);
     if (x.ndim() != 2)
         throw std::invalid_argument(std::string(op) + ": expected logits of shape (n, classes), got " + shape_str(x.shape()));
-    if (!t.defined() || t.dtype() != DType::i64) throw DTypeError(std::string(op) + ": targets must be integer class indices");
+    if (!t.defined() || t.dtype() != DType::i64) throw std::out_of_range(std::string(op) + ": targets must be integer class indices");
     if (t.ndim() != 1 || t.dim(0) != x.dim(0))
         throw std::invalid_argument(std::string(op) + ": expected " + std::to_string(x.dim(0)) +
                                     " targets for logits of shape " + shape_str(x.shape()) + ", got shape " + shape_str(t.shape()));

@@ -259,7 +259,7 @@ std::vector<Shape> shape_select(const char* op, const Call& c) {
     const auto& idx = c.attrs.index;
     if (x.ndim() != 2)
         throw std::invalid_argument(str(op) + ": expected a matrix (2 dimensions), got shape " + shape_str(x.shape()));
-    if (!idx.defined() || idx.dtype() != DType::i64) throw DTypeError(str(op) + ": indices must be integers");
+    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(str(op) + ": indices must be integers");
     if (idx.ndim() != 1 || idx.dim(0) != x.dim(0))
         throw std::invalid_argument(str(op) + ": expected one index per row, " + std::to_string(x.dim(0)) +
                                     " in all, got indices of shape " + shape_str(idx.shape()) + " for input of shape " +
@@ -333,7 +333,7 @@ Grads bwd_strided(const Call& c, const Grads& g, const Need&) {
 // output has the index's shape. Advanced indexing (integer arrays, boolean masks) lowers to this.
 std::vector<Shape> shape_gather(const char* op, const Call& c) {
     const Tensor& idx = c.attrs.index;
-    if (!idx.defined() || idx.dtype() != DType::i64) throw DTypeError(str(op) + ": indices must be integers");
+    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(str(op) + ": indices must be integers");
     const int64_t n = c.in[0].numel();
     const int64_t* p = idx.data<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i)

@@ -6,12 +6,22 @@
     loss.backward()          # a.grad now holds d loss / d a
 """
 
+from . import functional, ops
 from .core import (NativeOp, Op, OpNode, TensorNode, get_num_threads, is_grad_enabled, no_grad,
                    set_num_threads)
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
-from .functional import celoss, logceloss, logsoftmax, sigmoid, softmax
+from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
+                         clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,
+                         greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_softmax,
+                         logceloss, logsoftmax, logsumexp, matmul, max, maximum, mean, min, minimum, mse_loss,
+                         multiply, negative, not_equal, power, relu, reshape, sigmoid, softmax, softplus, sqrt,
+                         square, squeeze, stack, subtract, sum, tanh, transpose, unsqueeze, var)
 from .nn import Linear, Module
-from .ops import (Add, BatchMM, Divide, Exp, Expand, Id, Log, MatrixMultiply, Multiply, Negative, Normalize,
-                  Power, RowMax, RowSum, Select, Sigmoid, Squeeze, Sub, Sum, Unsqueeze)
+from .ops import (Abs, Add, BatchMM, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BroadcastTo, Clip,
+                  Concatenate, CrossEntropy, Divide, Equal, Exp, Expand, FusedLinear, Gather, GetItem, Greater,
+                  GreaterEqual, Id, LeakyReLU, Less, LessEqual, Log, LogSoftmax, LogSumExp, MatrixMultiply, Max,
+                  Maximum, Mean, Min, Minimum, MSELoss, Multiply, Negative, Normalize, NotEqual, Power, ReLU,
+                  Reshape, RowMax, RowSum, Select, Sigmoid, Softmax, Softplus, Sqrt, Square, Squeeze, Sub, Sum,
+                  Tanh, Transpose, Unsqueeze, Var)
 
 __version__ = "0.1.0"
