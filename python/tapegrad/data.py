@@ -4,6 +4,7 @@ import gzip
 import hashlib
 import os
 import urllib.request
+import zlib
 
 import numpy as np
 
@@ -41,8 +42,11 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 def read_idx(path):
     """Read an IDX file (optionally gzipped) into a numpy array; ValueError if it is malformed."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"{path}: not a readable gzip file ({e})") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
         raise ValueError(f"{path}: not an IDX file (bad magic number)")
     ndim = data[3]
