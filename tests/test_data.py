@@ -185,6 +185,14 @@ def test_load_mnist_names_missing_files(tmp_path):
         vg.load_mnist(path=str(tmp_path))
 
 
+def test_load_mnist_refuses_a_validation_split_larger_than_the_training_set(tmp_path):
+    write_mnist_folder(tmp_path, 100, 10)
+    with pytest.raises(ValueError, match="5000 for validation"):
+        vg.load_mnist(path=str(tmp_path))
+    (xtrain, _), (xtest, _), _ = vg.load_mnist(final=True, path=str(tmp_path))
+    assert (len(xtrain), len(xtest)) == (100, 10)
+
+
 def test_load_mnist_rejects_image_and_label_counts_that_differ(tmp_path):
     write_mnist_folder(tmp_path, ntrain=3, ntest=2)
     write_idx(tmp_path / TRAIN_LABELS, np.zeros(4, dtype=np.uint8))

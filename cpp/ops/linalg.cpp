@@ -61,7 +61,7 @@ void fwd_matmul(Call& c) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
         if (s.b.size() == 2) {  // one right matrix: all left rows in a single GEMM
-            const int64_t rows = numel_of(s.a) / k;
+            const int64_t rows = numel_of(Shape(s.a.begin(), s.a.end() - 1));
             mat<T>(c.out[0], rows, m).noalias() = cmat<T>(c.in[0], rows, k) * cmat<T>(c.in[1], k, m);
             return;
         }
@@ -82,7 +82,7 @@ Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
         if (s.b.size() == 2) {
-            const int64_t rows = numel_of(s.a) / k;
+            const int64_t rows = numel_of(Shape(s.a.begin(), s.a.end() - 1));
             auto gm = cmat<T>(g[0], rows, m);
             if (need[0]) {
                 r[0] = Tensor::empty(a.shape(), a.dtype());

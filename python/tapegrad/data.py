@@ -117,6 +117,9 @@ def _load_idx_set(folder, final, flatten, name):
         xtrain = xtrain.reshape(len(xtrain), -1)
         xtest = xtest.reshape(len(xtest), -1)
     if not final:  # the last 5000 training images serve as validation; the test set stays hidden
+        if len(xtrain) <= 5000:
+            raise ValueError(f"{name}: {folder} has {len(xtrain)} training images; splitting off 5000 for "
+                             "validation needs more (or use final=True)")
         return (xtrain[:-5000], ytrain[:-5000]), (xtrain[-5000:], ytrain[-5000:]), 10
     return (xtrain, ytrain), (xtest, ytest), 10
 
