@@ -34,7 +34,7 @@ py::dtype numpy_dtype(DType dt) {
 }
 
 // A numpy array over the tensor's buffer (no copy); the array keeps the buffer alive.
-py::array to_numpy(const Tensor& t) {
+py::array to_numpy(const Tensor& t, bool writeable = true) {
     auto* keep = new std::shared_ptr<Buffer>(t.buffer());
     py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<Buffer>*>(p); });
     std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
@@ -44,7 +44,9 @@ py::array to_numpy(const Tensor& t) {
         strides[i] = step;
         step *= shape[i];
     }
-    return py::array(numpy_dtype(t.dtype()), shape, strides, t.raw(), base);
+    py::array a(numpy_dtype(t.dtype()), shape, strides, t.raw(), base);
+    if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return a;
 }
 
 // A reference to a Python object that may be dropped on any thread (it takes the GIL to do so).
@@ -153,6 +155,10 @@ struct PythonOp : ExternalOp {
         py::gil_scoped_acquire gil;
         return py::str(cls.attr("__name__"));
     }
+    void release() override {
+        py::gil_scoped_acquire gil;
+        context = py::dict();
+    }
     std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
         py::gil_scoped_acquire gil;
         const std::string op = py::str(cls.attr("__name__"));
@@ -193,6 +199,7 @@ std::string node_repr(const Node& n) {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "tapegrad's C++ engine: tensors, the tape and the op kernels";
     py::register_exception<DTypeError>(m, "DTypeError", PyExc_TypeError);
+    py::register_exception<GraphError>(m, "GraphError", PyExc_RuntimeError);
 
     py::class_<OpNode, OpNodePtr>(m, "OpNode", "One application of an op in the graph (a diamond node).")
         .def_property_readonly(
@@ -247,7 +254,8 @@ PYBIND11_MODULE(_core, m) {
              py::arg("value"), py::arg("source") = py::none(), py::arg("name") = py::none(),
              py::arg("requires_grad") = true)
         .def_property(
-            "value", [](const Node& n) { return to_numpy(n.value); },
+            // Read-only for nodes made by ops: their values may be saved for the backward.
+            "value", [](const Node& n) { return to_numpy(n.value, !n.source); },
             [](Node& n, py::object v) {
                 if (py::isinstance<py::array>(v)) {
                     auto a = py::reinterpret_borrow<py::array>(v);
@@ -264,6 +272,11 @@ PYBIND11_MODULE(_core, m) {
         .def_property(
             "grad",
             [](Node& n) {
+                if (n.source && n.source->differentiated && !n.retain && !n.grad.defined())
+                    PyErr_WarnEx(PyExc_UserWarning,
+                                 "the gradient of a node made by an op is not kept after backward (zeros are "
+                                 "returned); call node.retain_grad() before backward to keep it",
+                                 1);
                 if (!n.grad.defined() || n.grad.shape() != n.value.shape())
                     n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
                 return to_numpy(n.grad);
@@ -288,7 +301,23 @@ PYBIND11_MODULE(_core, m) {
                 return py::str(n.name);
             },
             [](Node& n, py::object v) { n.name = v.is_none() ? "" : std::string(py::str(v)); })
-        .def_readwrite("requires_grad", &Node::requires_grad)
+        .def_readwrite("requires_grad", &Node::requires_grad,
+                       "Whether gradients flow to this node (leaves: whether .grad is filled).")
+        .def_property_readonly("is_leaf", [](const Node& n) { return !n.source; },
+                               "True for nodes not made by an op (no source).")
+        .def("retain_grad", [](Node& n) { n.retain = true; },
+             "Keep this node's gradient after backward even though an op made it.")
+        .def(
+            "detach",
+            [](const Node& n) {
+                auto d = std::make_shared<Node>(n.value, false);
+                d->name = n.name;
+                return d;
+            },
+            "A new leaf sharing this node's value, cut off from the graph (no gradient).")
+        .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
+                               "Counter of in-place changes to the value through the library.")
+        .def("_bump_version", [](const Node& n) { n.value.bump_version(); })
         .def_property_readonly("shape", [](const Node& n) { return py::tuple(py::cast(n.value.shape())); })
         .def_property_readonly("ndim", [](const Node& n) { return n.value.ndim(); })
         .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.value.dtype()); })
@@ -308,11 +337,13 @@ PYBIND11_MODULE(_core, m) {
         .def("item", [](const Node& n) { return n.value.item(); })
         .def(
             "backward",
-            [](const NodePtr& n, bool) {
+            [](const NodePtr& n, bool retain_graph) {
                 py::gil_scoped_release nogil;
-                tg::backward(n);
+                tg::backward(n, retain_graph);
             },
-            py::arg("start") = true, "Backpropagate from this scalar node, accumulating .grad below it.")
+            py::arg("retain_graph") = false,
+            "Backpropagate from this one-element node. Leaves that require grad add the gradient to .grad; "
+            "the graph's saved values are freed unless retain_graph=True.")
         .def("zero_grad", &tg::zero_grad, "Set the gradients of this node and all nodes below it to zero.")
         .def("clear", &tg::clear, "Disconnect the graph below this node so it can be freed.")
         .def("__repr__", &node_repr)

@@ -34,6 +34,38 @@ void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>
     }
 }
 
+// The tensors whose in-place change would corrupt this op's backward, in a fixed order, with a
+// description of each for error messages.
+std::vector<std::pair<Tensor, std::string>> saved_tensors(const OpNode& op) {
+    std::vector<std::pair<Tensor, std::string>> saved;
+    if (op.external) {  // a Python op may keep any input: watch them all
+        for (size_t i = 0; i < op.inputs.size(); ++i) saved.emplace_back(op.inputs[i]->value, "input " + std::to_string(i));
+        return saved;
+    }
+    const Saves what = op_table()[static_cast<size_t>(op.op)].saves;
+    if (what & saves_in)
+        for (size_t i = 0; i < op.call.in.size(); ++i) saved.emplace_back(op.call.in[i], "input " + std::to_string(i));
+    if (what & saves_out)
+        for (size_t i = 0; i < op.call.out.size(); ++i) saved.emplace_back(op.call.out[i], "output " + std::to_string(i));
+    return saved;
+}
+
+void remember_versions(OpNode& op) {
+    for (const auto& [t, what] : saved_tensors(op)) op.versions.push_back(t.version());
+}
+
+void check_versions(const OpNode& op) {
+    const auto saved = saved_tensors(op);
+    for (size_t i = 0; i < saved.size() && i < op.versions.size(); ++i) {
+        const Tensor& t = saved[i].first;
+        if (t.version() != op.versions[i])
+            throw GraphError("backward of " + op.name() + ": its " + saved[i].second + " of shape " +
+                             shape_str(t.shape()) + " was modified in place after the forward (version " +
+                             std::to_string(op.versions[i]) + " then, " + std::to_string(t.version()) +
+                             " now), so its gradient would be wrong; change values after backward, or use a copy");
+    }
+}
+
 std::string grad_error(const OpNode& op, size_t i, const Tensor& g, const Tensor& in) {
     return "backward of " + op.name() + " returned a gradient of shape " + shape_str(g.shape()) + " for input " +
            std::to_string(i) + " of shape " + shape_str(in.shape());
@@ -143,6 +175,7 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
         node->op = op;
         node->call = std::move(call);
         node->inputs = inputs;
+        remember_versions(*node);
     }
     return connect(node, std::move(outs), rec);
 }
@@ -154,24 +187,34 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
     if (rec) {
         node->external = std::move(op);
         node->inputs = inputs;
+        remember_versions(*node);
     }
     return connect(node, std::move(outputs), rec);
 }
 
-void backward(const NodePtr& root) {
+void backward(const NodePtr& root, bool retain_graph) {
     if (root->value.numel() != 1)
         throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
                                     shape_str(root->value.shape()));
     root->grad = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
     std::vector<OpNodePtr> order;
     post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
+    for (const auto& op : order) {  // check everything before changing anything
+        if (op->freed)
+            throw GraphError("backward through " + op->name() +
+                             " a second time: its saved values were freed by the first backward; call "
+                             "backward(retain_graph=True) the first time to keep them");
+        check_versions(*op);
+    }
 
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
         std::vector<Tensor> grads;
+        std::vector<NodePtr> outs;
         bool reached = false;
         for (size_t k = 0; k < op.out_shapes.size(); ++k) {
-            NodePtr out = op.outputs[k].lock();
+            outs.push_back(op.outputs[k].lock());
+            const NodePtr& out = outs.back();
             if (out && out->grad.defined()) {
                 grads.push_back(out->grad);
                 reached = true;
@@ -179,30 +222,42 @@ void backward(const NodePtr& root) {
                 grads.push_back(Tensor::zeros(op.out_shapes[k], op.out_dtypes[k]));
             }
         }
-        if (!reached) continue;
-        std::vector<bool> need;
-        for (const auto& in : op.inputs) need.push_back(in->requires_grad);
-        std::vector<Tensor> gin;
-        if (op.external) {
-            gin = op.external->backward(grads);
-        } else {
-            for (auto& g : grads) g = g.to(op.call.in[0].dtype());
-            gin = op_table()[op.op].backward(op.call, grads, need);
+        if (reached) {
+            std::vector<bool> need;
+            for (const auto& in : op.inputs) need.push_back(in->requires_grad);
+            std::vector<Tensor> gin;
+            if (op.external) {
+                gin = op.external->backward(grads);
+            } else {
+                for (auto& g : grads) g = g.to(op.call.in[0].dtype());
+                gin = op_table()[op.op].backward(op.call, grads, need);
+            }
+            grads.clear();
+            if (gin.size() != op.inputs.size())
+                throw std::invalid_argument("backward of " + op.name() + " returned " + std::to_string(gin.size()) +
+                                            " gradient(s) for " + std::to_string(op.inputs.size()) + " input(s)");
+            for (size_t i = 0; i < gin.size(); ++i) {
+                Node& in = *op.inputs[i];
+                Tensor g = std::move(gin[i]);
+                if (!need[i] || !g.defined()) continue;
+                if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
+                g = g.to(in.value.dtype());
+                if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
+                    in.grad.add_(g);
+                else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
+                    in.grad = g.buffer().use_count() == 1 ? g : g.clone();
+            }
         }
-        grads.clear();
-        if (gin.size() != op.inputs.size())
-            throw std::invalid_argument("backward of " + op.name() + " returned " + std::to_string(gin.size()) +
-                                        " gradient(s) for " + std::to_string(op.inputs.size()) + " input(s)");
-        for (size_t i = 0; i < gin.size(); ++i) {
-            Node& in = *op.inputs[i];
-            Tensor g = std::move(gin[i]);
-            if (!need[i] || !g.defined()) continue;
-            if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
-            g = g.to(in.value.dtype());
-            if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
-                in.grad.add_(g);
-            else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
-                in.grad = g.buffer().use_count() == 1 ? g : g.clone();
+        op.differentiated = true;
+        for (const auto& out : outs)  // an intermediate gradient is used up once its op has run
+            if (out && out->source && !out->retain) out->grad = Tensor();
+        if (!retain_graph) {
+            op.call.in.clear();
+            op.call.out.clear();
+            op.call.aux = Tensor();
+            op.call.attrs.index = Tensor();
+            if (op.external) op.external->release();
+            op.freed = true;
         }
     }
 }

@@ -12,12 +12,18 @@ namespace tg {
 
 struct OpNode;
 
+// Misuse of the graph (a second backward through freed values, a saved value changed in place).
+struct GraphError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 struct Node {
     Tensor value;
-    Tensor grad;  // undefined until a backward pass reaches the node (or Python reads it)
+    Tensor grad;  // leaves that require grad (and retained nodes) keep it after backward
     std::shared_ptr<OpNode> source;
     std::string name;
     bool requires_grad = true;
+    bool retain = false;  // keep the gradient of this non-leaf after backward (retain_grad())
 
     Node(Tensor v, bool req) : value(std::move(v)), requires_grad(req) {}
     Node(const Node&) = delete;
@@ -32,6 +38,7 @@ struct ExternalOp {
     virtual std::string name() const = 0;
     // One gradient per input (undefined: none) given one per output.
     virtual std::vector<Tensor> backward(const std::vector<Tensor>& grads) = 0;
+    virtual void release() {}  // drop what the forward saved (after a backward without retain_graph)
 };
 
 struct OpNode {
@@ -42,7 +49,10 @@ struct OpNode {
     std::vector<std::weak_ptr<Node>> outputs;  // weak: outputs own their source, not the reverse
     std::vector<Shape> out_shapes;
     std::vector<DType> out_dtypes;
-    uint64_t mark = 0;  // epoch of the last traversal that visited this node
+    std::vector<uint64_t> versions;  // versions of the saved tensors when the forward ran
+    bool freed = false;              // saved values released by a backward without retain_graph
+    bool differentiated = false;     // a backward has run through this op
+    uint64_t mark = 0;               // epoch of the last traversal that visited this node
 
     std::string name() const;
 };
@@ -63,9 +73,11 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs);
 
-// Sets the root's gradient to 1 and accumulates gradients into every node below it, visiting the
-// op nodes once each in reverse topological order.
-void backward(const NodePtr& root);
+// Sets the root's gradient to 1 and propagates gradients down the graph, visiting the op nodes once
+// each in reverse topological order. Leaves that require grad, and nodes marked retain, accumulate
+// their gradient in .grad; other nodes' gradients are freed once used. Unless retain_graph, each op's
+// saved values are released after its backward, and a later backward through it is a GraphError.
+void backward(const NodePtr& root, bool retain_graph = false);
 // Sets the gradient of the node and of every node below it to zero.
 void zero_grad(const NodePtr& root);
 // Disconnects the graph below the node, so what nothing else holds is freed.

@@ -31,6 +31,9 @@ using Forward = void (*)(Call&);
 using Backward = std::vector<Tensor> (*)(const Call&, const std::vector<Tensor>& grads,
                                          const std::vector<bool>& need);
 
+// What an op's backward reads, besides shapes and aux: checked against in-place changes.
+enum Saves : uint8_t { saves_none = 0, saves_in = 1, saves_out = 2, saves_both = 3 };
+
 struct OpDef {
     const char* name;
     int arity;   // number of tensor inputs; -1: one or more
@@ -39,6 +42,7 @@ struct OpDef {
     ShapeRule shape;
     Forward forward;  // null for views: the output shares the input's buffer with a new shape
     Backward backward;
+    Saves saves;  // tensors the backward reads
 };
 
 const std::vector<OpDef>& op_table();
