@@ -165,7 +165,8 @@ struct PythonOp : ExternalOp {
         py::tuple args(grads.size() + 1);
         args[0] = context;
         for (size_t k = 0; k < grads.size(); ++k) args[k + 1] = to_numpy(grads[k]);
-        py::object res = cls.attr("backward")(*args);
+        // vg.Function maps the gradients of forward's arguments to its node inputs in _tape_backward.
+        py::object res = (py::hasattr(cls, "_tape_backward") ? cls.attr("_tape_backward") : cls.attr("backward"))(*args);
         std::vector<Tensor> out;
         if (!py::isinstance<py::tuple>(res) && !py::isinstance<py::list>(res)) res = py::make_tuple(res);
         for (auto g : res) out.push_back(g.is_none() ? Tensor() : to_tensor(g, op + ".backward", false));

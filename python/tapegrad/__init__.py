@@ -7,8 +7,9 @@
 """
 
 from . import functional, ops
-from .core import (NativeOp, Op, OpNode, TensorNode, get_num_threads, is_grad_enabled, no_grad,
-                   set_num_threads)
+from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, get_num_threads,
+                   is_grad_enabled, no_grad, set_num_threads)
+from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
                          clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,

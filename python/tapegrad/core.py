@@ -46,6 +46,62 @@ class Op:
         raise NotImplementedError("an Op subclass must define backward(context, *goutputs)")
 
 
+class FunctionContext:
+    """What a Function's forward keeps for its backward (PyTorch's ``ctx``).
+
+    ``save_for_backward(*arrays)`` stores arrays, ``saved_tensors`` gives them back;
+    ``needs_input_grad`` tells, per argument of forward, whether it is a node that needs a gradient.
+    Any other attribute may be set freely.
+    """
+
+    def __init__(self, args):
+        self.needs_input_grad = tuple(isinstance(a, TensorNode) and a.requires_grad for a in args)
+        self.saved_tensors = ()
+        self._nargs = len(args)
+        self._positions = [i for i, a in enumerate(args) if isinstance(a, TensorNode)]
+
+    def save_for_backward(self, *arrays):
+        self.saved_tensors = arrays
+
+
+class Function:
+    """PyTorch-style custom op: ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` as static
+    methods, applied with ``F.apply(*args)``.
+
+    Arguments of apply that are TensorNodes reach forward as their numpy values; others (numbers,
+    arrays, flags) as they are. backward returns one gradient (or None) per argument of forward;
+    only those of TensorNode arguments are used. Runs on the engine's tape like any Op.
+    """
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
+
+    @classmethod
+    def apply(cls, *args):
+        """Apply the function; returns a TensorNode (a list of them for several outputs)."""
+        ctx = FunctionContext(args)
+        outputs = cls.forward(ctx, *[a.value if isinstance(a, TensorNode) else a for a in args])
+        if isinstance(outputs, list):
+            outputs = tuple(outputs)
+        return _core.record(cls, ctx, [args[i] for i in ctx._positions], outputs)
+
+    @classmethod
+    def _tape_backward(cls, ctx, *grads):
+        """The engine's callback: backward's gradients, kept for the TensorNode arguments only."""
+        result = cls.backward(ctx, *grads)
+        if not isinstance(result, (tuple, list)):
+            result = (result,)
+        if len(result) != ctx._nargs:
+            raise ValueError(f"{cls.__name__}.backward returned {len(result)} gradient(s) for the "
+                             f"{ctx._nargs} argument(s) of forward")
+        return tuple(result[i] for i in ctx._positions)
+
+
 _OP_NAMES = _core.op_names()
 
 

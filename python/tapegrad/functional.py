@@ -8,7 +8,7 @@ returns a TensorNode; each is one engine op unless its docstring says otherwise.
 import numpy as np
 
 from . import ops
-from .core import TensorNode
+from .core import TensorNode, is_grad_enabled, no_grad
 
 
 def _node(x):
@@ -396,6 +396,27 @@ def celoss(outputs, targets):
     return logceloss(ops.Log.do_forward(outputs), targets)
 
 
+# ---- in-place operators ----
+
+def _inplace(fn, symbol):
+    def method(x, other):
+        if x.source is not None:  # a node in the graph: a new node, as x = x <op> other
+            return fn(x, other)
+        if x.requires_grad and is_grad_enabled():
+            raise RuntimeError(f"in-place {symbol}= on a leaf node that requires grad would bypass the graph; "
+                               f"write updates inside `with vg.no_grad():`, or use x = x {symbol} other")
+        with no_grad():
+            result = fn(x.detach(), other)
+        if result.shape != x.shape:
+            raise ValueError(f"in-place {symbol}=: result of shape {result.shape} does not fit a node of shape {x.shape}")
+        np.copyto(x.value, result.value, casting="same_kind")
+        x._bump_version()  # graphs that saved the old value will refuse to backward through it
+        return x
+
+    method.__doc__ = f"x {symbol}= other: in place on a leaf (bumping its version), else x = x {symbol} other."
+    return method
+
+
 # ---- TensorNode methods with numpy's names ----
 
 def _truth(x):
@@ -417,6 +438,8 @@ _METHODS = {
     "__getitem__": getitem, "__abs__": abs,
     "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
     "__eq__": equal, "__ne__": not_equal, "__bool__": _truth,
+    "__iadd__": _inplace(add, "+"), "__isub__": _inplace(subtract, "-"),
+    "__imul__": _inplace(multiply, "*"), "__itruediv__": _inplace(divide, "/"),
 }
 for _name, _fn in _METHODS.items():
     setattr(TensorNode, _name, _fn)
