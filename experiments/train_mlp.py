@@ -44,7 +44,7 @@ def load(name):
 
 def accuracy(model, x, y):
     with vg.no_grad():
-        predictions = np.argmax(model(vg.TensorNode(x)).value, axis=1)
+        predictions = np.argmax(model(vg.TensorNode(x, requires_grad=False)).value, axis=1)
     return (predictions == y).mean()
 
 
@@ -78,7 +78,7 @@ def main(argv=None):
         running_loss = 0.0
         for fr in range(0, n, args.batch_size):
             to = min(fr + args.batch_size, n)
-            batch = vg.TensorNode(xtrain[fr:to])
+            batch = vg.TensorNode(xtrain[fr:to], requires_grad=False)  # data: no gradient wanted
             loss = vg.logceloss(mlp(batch), ytrain[fr:to])
             running_loss += loss.item()
             loss.backward()
