@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 
 #include "ops/registry.h"
+#include "optim.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -173,6 +174,49 @@ struct PythonOp : ExternalOp {
         return out;
     }
 };
+
+// One parameter's share of an optimiser step: its value, gradient and state tensors.
+struct ParamWork {
+    Tensor param, grad;
+    std::vector<Tensor> state;
+    bool active;  // has a gradient
+};
+
+// Checks and wraps the parameters and their state arrays (one list per kind of state, each entry
+// an array of the parameter's shape and dtype, or None where that state is unused).
+std::vector<ParamWork> optimiser_work(const std::vector<NodePtr>& params, std::vector<py::list> states,
+                                      const std::string& name) {
+    std::vector<ParamWork> work;
+    for (size_t i = 0; i < params.size(); ++i) {
+        const Node& p = *params[i];
+        if (p.source) throw std::invalid_argument(name + ": parameter " + std::to_string(i) + " was made by an op; optimisers update leaves");
+        ParamWork w{p.value, p.grad, {}, p.grad.defined()};
+        if (w.active && w.grad.shape() != w.param.shape())
+            throw std::invalid_argument(name + ": gradient of parameter " + std::to_string(i) + " has shape " +
+                                        shape_str(w.grad.shape()) + ", its value " + shape_str(w.param.shape()));
+        if (w.active) w.grad = w.grad.to(w.param.dtype());
+        for (auto& list : states) {
+            if (list.size() != params.size())
+                throw std::invalid_argument(name + ": " + std::to_string(list.size()) + " state arrays for " +
+                                            std::to_string(params.size()) + " parameters");
+            py::object s = list[i];
+            Tensor t;
+            if (!s.is_none()) {
+                // Shared (not copied) exactly when the array is a writeable, contiguous float array.
+                const bool is_array = py::isinstance<py::array>(s);
+                if (is_array) t = to_tensor(s, name, true);
+                if (!is_array || t.raw() != py::reinterpret_borrow<py::array>(s).data() ||
+                    t.shape() != w.param.shape() || t.dtype() != w.param.dtype())
+                    throw std::invalid_argument(name + ": state of parameter " + std::to_string(i) +
+                                                " must be a writeable contiguous array of shape " +
+                                                shape_str(w.param.shape()) + " and dtype " + dtype_name(w.param.dtype()));
+            }
+            w.state.push_back(t);
+        }
+        work.push_back(std::move(w));
+    }
+    return work;
+}
 
 // A native op's forward run on raw arrays (vg.Sigmoid.forward(context, array)): what backward needs.
 struct NativeContext {
@@ -437,6 +481,54 @@ PYBIND11_MODULE(_core, m) {
             return many ? py::cast(res) : py::cast(res[0]);
         },
         "Puts a Python Op's application on the tape.");
+    // Optimiser steps: one call updates every parameter that has a gradient, in place, GIL released.
+    // States are numpy arrays of each parameter's shape and dtype, updated in place too.
+    m.def(
+        "sgd_step",
+        [](const std::vector<NodePtr>& params, py::list bufs, py::list first, SgdConfig c) {
+            auto work = optimiser_work(params, {bufs}, "SGD");
+            std::vector<bool> fresh;
+            for (auto f : first) fresh.push_back(f.cast<bool>());
+            py::gil_scoped_release nogil;
+            for (size_t i = 0; i < work.size(); ++i) {
+                auto& w = work[i];
+                if (!w.active) continue;
+                sgd_update(w.param, w.grad, w.state[0], fresh[i], c);
+                w.param.bump_version();
+            }
+        });
+    m.def(
+        "adam_step",
+        [](const std::vector<NodePtr>& params, py::list m1, py::list m2, std::vector<int64_t> steps, AdamConfig c) {
+            auto work = optimiser_work(params, {m1, m2}, c.decoupled ? "AdamW" : "Adam");
+            py::gil_scoped_release nogil;
+            for (size_t i = 0; i < work.size(); ++i) {
+                auto& w = work[i];
+                if (!w.active) continue;
+                adam_update(w.param, w.grad, w.state[0], w.state[1], steps.at(i), c);
+                w.param.bump_version();
+            }
+        });
+    m.def(
+        "rmsprop_step",
+        [](const std::vector<NodePtr>& params, py::list sq, py::list bufs, RmspropConfig c) {
+            auto work = optimiser_work(params, {sq, bufs}, "RMSprop");
+            py::gil_scoped_release nogil;
+            for (auto& w : work) {
+                if (!w.active) continue;
+                rmsprop_update(w.param, w.grad, w.state[0], w.state[1], c);
+                w.param.bump_version();
+            }
+        });
+    py::class_<SgdConfig>(m, "SgdConfig")
+        .def(py::init<double, double, double, double, bool>(), py::arg("lr"), py::arg("momentum"),
+             py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"));
+    py::class_<AdamConfig>(m, "AdamConfig")
+        .def(py::init<double, double, double, double, double, bool>(), py::arg("lr"), py::arg("beta1"),
+             py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"));
+    py::class_<RmspropConfig>(m, "RmspropConfig")
+        .def(py::init<double, double, double, double, double>(), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
+             py::arg("weight_decay"), py::arg("momentum"));
     m.def("is_grad_enabled", &grad_enabled);
     m.def("set_grad_enabled", &set_grad_enabled);
     m.def("set_num_threads", [](int n) { Eigen::setNbThreads(n); }, "Threads for the engine's matrix products.");
