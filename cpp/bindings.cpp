@@ -360,6 +360,8 @@ PYBIND11_MODULE(_core, m) {
                 return d;
             },
             "A new leaf sharing this node's value, cut off from the graph (no gradient).")
+        .def_property_readonly("_has_grad", [](const Node& n) { return n.grad.defined(); },
+                               "Whether a gradient is stored (reading .grad would create zeros).")
         .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
                                "Counter of in-place changes to the value through the library.")
         .def("_bump_version", [](const Node& n) { n.value.bump_version(); })

@@ -6,7 +6,8 @@
     loss.backward()          # a.grad now holds d loss / d a
 """
 
-from . import functional, ops
+from . import functional, init, nn, ops, optim
+from .checkpoint import load, save
 from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, get_num_threads,
                    is_grad_enabled, no_grad, set_num_threads)
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
@@ -14,10 +15,11 @@ from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
                          clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,
                          greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_softmax,
-                         logceloss, logsoftmax, logsumexp, matmul, max, maximum, mean, min, minimum, mse_loss,
+                         logceloss, logsoftmax, logsumexp, matmul, max, maximum, mean, min, minimum, mse_loss, nll_loss,
                          multiply, negative, not_equal, power, relu, reshape, sigmoid, softmax, softplus, sqrt,
                          square, squeeze, stack, subtract, sum, tanh, transpose, unsqueeze, var)
-from .nn import Linear, Module
+from .init import manual_seed
+from .nn import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
 from .ops import (Abs, Add, BatchMM, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BroadcastTo, Clip,
                   Concatenate, CrossEntropy, Divide, Equal, Exp, Expand, FusedLinear, Gather, GetItem, Greater,
                   GreaterEqual, Id, LeakyReLU, Less, LessEqual, Log, LogSoftmax, LogSumExp, MatrixMultiply, Max,

@@ -378,6 +378,17 @@ def mse_loss(prediction, target, reduction="mean"):
     return ops.MSELoss.do_forward(p, _like(target, p), reduction=reduction)
 
 
+def nll_loss(logprobs, targets, reduction="mean"):
+    """Negative log-likelihood of integer targets (n,) under log-probabilities (n, C): the mean
+    (or sum) of -logprobs[i, targets[i]]."""
+    picked = ops.Select.do_forward(_node(logprobs), indices=np.asarray(targets))
+    if reduction == "mean":
+        return -mean(picked)
+    if reduction == "sum":
+        return -sum(picked)
+    raise ValueError(f"nll_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
 def _like(x, node):
     """A target as a node of node's dtype (a constant unless it is a node already)."""
     if isinstance(x, TensorNode):

@@ -1,20 +1,47 @@
-"""Modules: a forward that composes ops, and the parameters it owns."""
+"""Modules: a forward that composes ops, and the parameters it owns.
+
+Assigning a TensorNode leaf that requires grad to a module attribute registers it as a parameter;
+assigning a Module (or a list or tuple of Modules) registers a sub-module. ``parameters()``,
+``named_parameters()``, ``train()``, ``eval()``, ``zero_grad()``, ``state_dict()`` and
+``load_state_dict()`` follow PyTorch; a subclass may still override ``parameters()`` as in vugrad.
+"""
 
 import numpy as np
 
+from . import functional as F
+from . import init as initialisers
 from .core import TensorNode
-from .ops import FusedLinear
 
 
 class Module:
-    """Base class of models and layers: ``module(x)`` calls ``forward(x)``.
+    """Base class of models and layers: ``module(x)`` calls ``forward(x)``."""
 
-    ``parameters()`` collects the TensorNodes held in attributes (directly, or in lists, tuples and
-    dicts) and those of sub-modules; a subclass may override it to list them explicitly, as in vugrad.
-    """
+    training = True
 
     def __init__(self):
         pass
+
+    def __setattr__(self, name, value):
+        params = self.__dict__.setdefault("_parameters", {})
+        modules = self.__dict__.setdefault("_modules", {})
+        params.pop(name, None)
+        modules.pop(name, None)
+        if isinstance(value, TensorNode) and value.is_leaf and value.requires_grad:
+            params[name] = value
+        elif isinstance(value, Module) or (
+                isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value)):
+            modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        self.__dict__.get("_parameters", {}).pop(name, None)
+        self.__dict__.get("_modules", {}).pop(name, None)
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name, array):
+        """Keep an array (not learned, e.g. running statistics) in state_dict under ``name``."""
+        self.__dict__.setdefault("_buffers", {})[name] = None
+        object.__setattr__(self, name, array)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -22,48 +49,351 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    def named_children(self):
+        """(name, module) for each direct sub-module; modules in a list are named name.i."""
+        for name, value in self.__dict__.get("_modules", {}).items():
+            if isinstance(value, Module):
+                yield name, value
+            else:
+                for i, m in enumerate(value):
+                    yield f"{name}.{i}", m
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, parameter) for this module's parameters and its sub-modules', each once."""
+        seen = set()
+        for name, p in self._named_parameters(prefix):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
+
+    def _named_parameters(self, prefix):
+        for name, p in self.__dict__.get("_parameters", {}).items():
+            yield prefix + name, p
+        for name, m in self.named_children():
+            yield from m._named_parameters(prefix + name + ".")
+
     def parameters(self):
-        """The TensorNodes this module learns, each once, in attribute order."""
-        found, seen = [], set()
+        """The TensorNodes this module learns, each once."""
+        return [p for _, p in self.named_parameters()]
 
-        def visit(obj):
-            if isinstance(obj, TensorNode):
-                if obj.requires_grad and id(obj) not in seen:
-                    seen.add(id(obj))
-                    found.append(obj)
-            elif isinstance(obj, Module):
-                for p in obj.parameters():
-                    visit(p)
-            elif isinstance(obj, (list, tuple)):
-                for item in obj:
-                    visit(item)
-            elif isinstance(obj, dict):
-                for item in obj.values():
-                    visit(item)
+    def named_buffers(self, prefix=""):
+        for name in self.__dict__.get("_buffers", {}):
+            yield prefix + name, getattr(self, name)
+        for name, m in self.named_children():
+            yield from m.named_buffers(prefix + name + ".")
 
-        for value in vars(self).values():
-            visit(value)
-        return found
+    def train(self, mode=True):
+        """Training mode (dropout active, batch statistics); returns the module."""
+        self.training = mode
+        for _, m in self.named_children():
+            m.train(mode)
+        return self
+
+    def eval(self):
+        """Evaluation mode (no dropout, running statistics); returns the module."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Clear the gradients of all parameters."""
+        for p in self.parameters():
+            p.grad = None
+
+    def state_dict(self):
+        """Copies of the parameters' values and the buffers, by dotted name."""
+        state = {name: p.value.copy() for name, p in self.named_parameters()}
+        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        return state
+
+    def load_state_dict(self, state):
+        """Set parameters and buffers from a state_dict; ValueError naming missing, unexpected
+        or mismatched entries (nothing is changed then)."""
+        params = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = set(params) | set(buffers)
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+        problems = []
+        if missing:
+            problems.append(f"missing: {', '.join(missing)}")
+        if unexpected:
+            problems.append(f"unexpected: {', '.join(unexpected)}")
+        for name in sorted(expected & set(state)):
+            have = params[name].value if name in params else buffers[name]
+            got = np.asarray(state[name])
+            if got.shape != np.shape(have):
+                problems.append(f"{name} has shape {got.shape} in the state but {np.shape(have)} in the model")
+        if problems:
+            raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        for name, p in params.items():
+            p.value[...] = state[name]
+            p._bump_version()
+        for name, b in buffers.items():
+            b[...] = state[name]
 
 
 class Linear(Module):
     """y = x W^T + b (one fused kernel) for a batch x of shape (n, input_size); y is (n, output_size).
 
-    W (``w``, shape (output_size, input_size)) is drawn from a normal distribution with Glorot's
-    std sqrt(2 / (input_size + output_size)); b (``b``, shape (1, output_size)) starts at zero.
+    W (``w``, shape (output_size, input_size)) comes from ``init`` (a name in vg.init.INITIALISERS
+    or a function; default Glorot normal with std sqrt(2 / (in + out)), as in vugrad); the bias
+    (``b``, shape (1, output_size)) starts at zero, or is absent with ``bias=False``.
     """
 
-    def __init__(self, input_size, output_size, dtype=np.float64):
+    def __init__(self, input_size, output_size, bias=True, init="glorot_normal", dtype=np.float64):
         super().__init__()
-        glorot_std = np.sqrt(2.0 / (input_size + output_size))
-        self.w = TensorNode((np.random.randn(output_size, input_size) * glorot_std).astype(dtype))
-        self.b = TensorNode(np.zeros((1, output_size), dtype=dtype))
+        self.w = TensorNode(initialisers.get(init)((output_size, input_size), dtype=dtype))
+        self.b = TensorNode(np.zeros((1, output_size), dtype=dtype)) if bias else None
+
+    @property
+    def weight(self):
+        return self.w
+
+    @property
+    def bias(self):
+        return self.b
 
     def forward(self, input):
-        outsize, insize = self.w.size()
-        if input.ndim != 2 or input.size(1) != insize:
-            raise ValueError(f"Linear: expected input of shape (n, {insize}), got {input.size()}")
-        return FusedLinear.do_forward(input, self.w, self.b)
+        outsize, insize = self.w.shape
+        if input.ndim != 2 or input.shape[1] != insize:
+            raise ValueError(f"Linear: expected input of shape (n, {insize}), got {input.shape}")
+        return F.linear(input, self.w, self.b)
 
-    def parameters(self):
-        return [self.w, self.b]
+
+class Identity(Module):
+    """Returns its input."""
+
+    def forward(self, x):
+        return x
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Softplus(Module):
+    def forward(self, x):
+        return F.softplus(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, slope=0.01):
+        super().__init__()
+        self.slope = slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.slope)
+
+
+class Softmax(Module):
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return F.softmax(x, self.axis)
+
+
+class LogSoftmax(Module):
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x):
+        return F.logsoftmax(x, self.axis)
+
+
+ACTIVATIONS = {
+    "relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "softplus": Softplus, "leaky_relu": LeakyReLU,
+    "softmax": Softmax, "log_softmax": LogSoftmax, "identity": Identity, None: Identity,
+}
+
+
+def get_activation(name):
+    """An activation module by name (see ACTIVATIONS), or a Module passed through."""
+    if isinstance(name, Module):
+        return name
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose one of {', '.join(str(k) for k in ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class Sequential(Module):
+    """Modules applied one after the other."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        for m in modules:
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential: {type(m).__name__} is not a Module")
+        self.layers = list(modules)
+
+    def forward(self, x):
+        for m in self.layers:
+            x = m(x)
+        return x
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+
+class Residual(Module):
+    """x + module(x): the module must keep the shape of its input."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        y = self.module(x)
+        if y.shape != x.shape:
+            raise ValueError(f"Residual: the module maps shape {x.shape} to {y.shape}; a residual needs the same shape")
+        return x + y
+
+
+class MLP(Module):
+    """Fully connected layers of the given sizes, e.g. ``MLP([784, 256, 10])``.
+
+    Each hidden layer is Linear then ``activation``; with ``residual=True`` a hidden layer whose
+    input and output sizes agree adds its input (h + act(Linear(h))). The last layer is Linear then
+    ``output_activation`` (None: logits). ``init`` is the weights' initialiser.
+    """
+
+    def __init__(self, sizes, activation="relu", residual=False, output_activation=None,
+                 init="glorot_normal", dtype=np.float64):
+        super().__init__()
+        sizes = list(sizes)
+        if len(sizes) < 2:
+            raise ValueError(f"MLP: need at least an input and an output size, got {sizes}")
+        self.layers = [Linear(a, b, init=init, dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.activation = get_activation(activation)
+        self.output_activation = get_activation(output_activation)
+        self.residual = residual
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            h = self.activation(layer(x))
+            x = x + h if self.residual and h.shape == x.shape else h
+        return self.output_activation(self.layers[-1](x))
+
+
+class Dropout(Module):
+    """In training, zeroes each element with probability p and scales the rest by 1 / (1 - p);
+    in evaluation, the identity. Masks come from vg.init's generator."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.p == 1:
+            return x * 0.0
+        keep = initialisers.generator().random(x.shape) >= self.p
+        return x * (keep / (1 - self.p)).astype(x.dtype)
+
+
+class BatchNorm1d(Module):
+    """Normalises each feature of an (n, features) batch: (x - mean) / sqrt(var + eps) * weight + bias.
+
+    In training, mean and (biased) variance come from the batch, and running estimates are updated
+    as running = (1 - momentum) running + momentum batch (the unbiased variance, as PyTorch); in
+    evaluation the running estimates are used.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = TensorNode(np.ones((1, num_features), dtype=dtype))
+        self.bias = TensorNode(np.zeros((1, num_features), dtype=dtype))
+        self.register_buffer("running_mean", np.zeros((1, num_features), dtype=dtype))
+        self.register_buffer("running_var", np.ones((1, num_features), dtype=dtype))
+
+    def forward(self, x):
+        if x.ndim != 2 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d: expected input of shape (n, {self.num_features}), got {x.shape}")
+        if self.training:
+            n = x.shape[0]
+            if n < 2:
+                raise ValueError("BatchNorm1d: training needs more than 1 instance per batch to estimate a variance")
+            mean = x.mean(axis=0, keepdims=True)
+            var = x.var(axis=0, keepdims=True)
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mean.value
+            self.running_var[...] = (1 - m) * self.running_var + m * var.value * n / (n - 1)
+            xhat = (x - mean) / F.sqrt(var + self.eps)
+        else:
+            xhat = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
+        return xhat * self.weight + self.bias
+
+
+# ---- losses as modules ----
+
+class CrossEntropyLoss(Module):
+    """cross_entropy(logits, targets) with reduction 'mean' or 'sum'."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logits, targets):
+        return F.cross_entropy(logits, targets, self.reduction)
+
+
+class NLLLoss(Module):
+    """nll_loss(log_probabilities, targets): vugrad's logceloss with reduction 'mean' or 'sum'."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logprobs, targets):
+        return F.nll_loss(logprobs, targets, self.reduction)
+
+
+class BCELoss(Module):
+    """binary_cross_entropy(probabilities, targets)."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, probs, targets):
+        return F.binary_cross_entropy(probs, targets, self.reduction)
+
+
+class BCEWithLogitsLoss(Module):
+    """binary_cross_entropy_with_logits(logits, targets)."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logits, targets):
+        return F.binary_cross_entropy_with_logits(logits, targets, self.reduction)
+
+
+class MSELoss(Module):
+    """mse_loss(prediction, target)."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, prediction, target):
+        return F.mse_loss(prediction, target, self.reduction)
