@@ -38,8 +38,9 @@ void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>
 // description of each for error messages.
 std::vector<std::pair<Tensor, std::string>> saved_tensors(const OpNode& op) {
     std::vector<std::pair<Tensor, std::string>> saved;
-    if (op.external) {  // a Python op may keep any input: watch them all
-        for (size_t i = 0; i < op.inputs.size(); ++i) saved.emplace_back(op.inputs[i]->value, "input " + std::to_string(i));
+    if (op.external) {  // a Python op may keep any input or output in its context: watch them all
+        for (size_t i = 0; i < op.call.in.size(); ++i) saved.emplace_back(op.call.in[i], "input " + std::to_string(i));
+        for (size_t i = 0; i < op.call.out.size(); ++i) saved.emplace_back(op.call.out[i], "output " + std::to_string(i));
         return saved;
     }
     const Saves what = op_table()[static_cast<size_t>(op.op)].saves;
@@ -187,6 +188,8 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
     if (rec) {
         node->external = std::move(op);
         node->inputs = inputs;
+        for (const auto& n : inputs) node->call.in.push_back(n->value);  // the tensors the forward saw
+        node->call.out = outputs;
         remember_versions(*node);
     }
     return connect(node, std::move(outputs), rec);

@@ -1,16 +1,19 @@
 """The op table: every engine op against a numpy reference, its hand-written gradient and finite differences.
 
-One row per op (binary ops once per broadcast pattern, the others once per shape). Each row gives the
-inputs' shapes and domains, the op's constants, a numpy forward and a numpy backward. The backward
-reference receives the upstream gradient G of a loss ``sum(out * G)`` with a fixed random G, so every
-gradient is non-trivial.
+One row per op (binary ops once per broadcast pattern, the others once per shape or axis choice). Each
+row gives the inputs' shapes and domains, the op's constants, a numpy forward and a numpy backward, and
+calls either the op class or its numpy-named function (``vg.sum(x, axis=..., keepdims=...)``). The
+backward reference receives the upstream gradient G of a loss ``sum(out * G)`` with a fixed random G, so
+every gradient is non-trivial. Comparisons, which have no gradient, have their own tests below the table.
 """
 
 import operator
+import re
 import subprocess
 import sys
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Tuple
 
 import numpy as np
@@ -20,40 +23,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as vg
-from helpers import engine_grads, numeric_grads, sum_to_shape
+from helpers import (BINARY, REDUCTIONS, away_from_zero, count, distinct, engine_grads, log_softmax, logsumexp,
+                     numeric_grads, positive, probability, real, restored, scattered, sigmoid, softmax, sum_to_shape,
+                     unit_interval)
 
 SEEDS = [0, 1, 2]
 
 
-# ---- input domains: (rng, shape) -> float64 array ----
-
-def real(rng, shape):
-    return rng.standard_normal(shape)
-
-
-def positive(rng, shape):
-    return rng.uniform(0.5, 2.0, shape)
-
-
-def away_from_zero(rng, shape):
-    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
-
-
-def exponent(rng, shape):
-    return rng.uniform(-2.0, 2.0, shape)
-
-
-def distinct(rng, shape):
-    """Values at least 0.2 apart, so a maximum is unique and stays put under finite differences."""
-    n = int(np.prod(shape, dtype=np.int64))
-    return rng.permutation(n).reshape(shape) * 0.3 + rng.uniform(0.0, 0.1, shape) - 0.15 * n
-
-
 # ---- numpy references ----
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
 
 def scatter_rows(shape, columns, g):
     """A zero matrix of `shape` with g[i] at (i, columns[i])."""
@@ -71,6 +48,10 @@ class Case:
     backward: Callable  # (G, *arrays, **constants) -> one gradient per input
     domains: Tuple[Callable, ...] = ()  # one per input; standard normal when empty
     constants: Callable = field(default=lambda rng, shapes: {})  # (rng, shapes) -> keyword arguments
+    call: Callable = None  # (*nodes, **constants) -> node, e.g. a numpy-named function; op.do_forward if None
+
+    def apply(self, nodes, kwargs):
+        return (self.call or self.op.do_forward)(*nodes, **kwargs)
 
     def draw(self, seed):
         rng = np.random.default_rng(seed)
@@ -91,14 +72,6 @@ BROADCAST_PATTERNS = [
     ((2, 3, 4), (3, 1)),
 ]
 
-BINARY = [
-    # op, numpy forward, numpy backward (before reduction to the input shapes), domains
-    (vg.Add, np.add, lambda G, a, b: (G, G), (real, real)),
-    (vg.Sub, np.subtract, lambda G, a, b: (G, -G), (real, real)),
-    (vg.Multiply, np.multiply, lambda G, a, b: (G * b, G * a), (real, real)),
-    (vg.Divide, np.divide, lambda G, a, b: (G / b, -G * a / b**2), (real, away_from_zero)),
-    (vg.Power, np.power, lambda G, a, b: (G * b * a ** (b - 1), G * a**b * np.log(a)), (positive, exponent)),
-]
 
 
 def binary_case(op, fwd, bwd, domains, shapes):
@@ -112,7 +85,7 @@ def binary_case(op, fwd, bwd, domains, shapes):
 UNARY_SHAPES = [(3, 4), (5,), (2, 3, 2)]
 MATRIX_SHAPES = [(3, 4), (1, 5), (4, 1)]
 
-CASES = [binary_case(op, f, b, d, shapes) for op, f, b, d in BINARY for shapes in BROADCAST_PATTERNS]
+CASES = [binary_case(op, f, b, d, shapes) for op, _, f, b, d in BINARY for shapes in BROADCAST_PATTERNS]
 CASES += [
     case
     for shape in UNARY_SHAPES
@@ -189,9 +162,317 @@ CASES += [
     for shape, dim in [((3, 4), 0), ((3, 4), 2), ((5,), -1)]
 ]
 
-ALL_OPS = [vg.Add, vg.Sub, vg.Multiply, vg.Divide, vg.Power, vg.Negative, vg.Log, vg.Exp, vg.Sigmoid, vg.Id,
-           vg.MatrixMultiply, vg.BatchMM, vg.Sum, vg.RowSum, vg.RowMax, vg.Normalize, vg.Expand, vg.Select,
-           vg.Squeeze, vg.Unsqueeze]
+def fixed(**constants):
+    """A row's constants that do not depend on the draw."""
+    return lambda rng, shapes: dict(constants)
+
+
+# ---- element-wise, unary ----
+
+def clip_domain(rng, shape):
+    """Values below, inside and above [-0.5, 0.7], each at least 0.1 from both bounds."""
+    parts = [rng.uniform(-2.0, -0.6, shape), rng.uniform(-0.4, 0.6, shape), rng.uniform(0.8, 2.0, shape)]
+    return np.choose(rng.integers(0, 3, shape), parts)
+
+
+CASES += [
+    case
+    for shape in UNARY_SHAPES
+    for case in (
+        Case(f"Sqrt-{shape}", vg.Sqrt, (shape,), np.sqrt, lambda G, x: (G / (2 * np.sqrt(x)),), (positive,)),
+        Case(f"Abs-{shape}", vg.Abs, (shape,), np.abs, lambda G, x: (G * np.sign(x),), (away_from_zero,)),
+        Case(f"Square-{shape}", vg.Square, (shape,), np.square, lambda G, x: (2 * G * x,)),
+        Case(f"Tanh-{shape}", vg.Tanh, (shape,), np.tanh, lambda G, x: (G * (1 - np.tanh(x) ** 2),)),
+        Case(f"ReLU-{shape}", vg.ReLU, (shape,), lambda x: np.maximum(x, 0.0), lambda G, x: (G * (x > 0),),
+             (away_from_zero,)),
+        Case(f"LeakyReLU-{shape}-default-slope", vg.LeakyReLU, (shape,), lambda x: np.where(x > 0, x, 0.01 * x),
+             lambda G, x: (np.where(x > 0, G, 0.01 * G),), (away_from_zero,), call=vg.leaky_relu),
+        Case(f"LeakyReLU-{shape}-slope0.2", vg.LeakyReLU, (shape,), lambda x, slope: np.where(x > 0, x, slope * x),
+             lambda G, x, slope: (np.where(x > 0, G, slope * G),), (away_from_zero,), fixed(slope=0.2),
+             call=vg.leaky_relu),
+        Case(f"Softplus-{shape}", vg.Softplus, (shape,), lambda x: np.logaddexp(0.0, x),
+             lambda G, x: (G * sigmoid(x),), (lambda rng, s: 3.0 * rng.standard_normal(s),)),
+        Case(f"Clip-{shape}", vg.Clip, (shape,), np.clip,
+             lambda G, x, a_min, a_max: (G * ((a_min <= x) & (x <= a_max)),), (clip_domain,),
+             fixed(a_min=-0.5, a_max=0.7), call=vg.clip),
+    )
+]
+CASES += [
+    Case(f"Clip-{name}", vg.Clip, ((3, 4),), lambda x, a_min, a_max: np.clip(x, a_min, a_max),
+         lambda G, x, a_min, a_max: (G * ((a_min is None or a_min <= x) & (a_max is None or x <= a_max)),),
+         (clip_domain,), fixed(a_min=a_min, a_max=a_max), call=vg.clip)
+    for name, a_min, a_max in [("no-upper-bound", -0.5, None), ("no-lower-bound", None, 0.7)]
+]
+CASES += [
+    Case(f"LeakyReLU-op-{shape}", vg.LeakyReLU, (shape,), lambda x, slope: np.where(x > 0, x, slope * x),
+         lambda G, x, slope: (np.where(x > 0, G, slope * G),), (away_from_zero,), fixed(slope=0.5))
+    for shape in [(2, 5)]
+]
+
+
+# ---- reductions over axes ----
+
+
+REDUCTION_AXES = [
+    ((3, 4), None, False), ((3, 4), None, True), ((3, 4), 0, False), ((3, 4), 1, True), ((5,), 0, False),
+    ((2, 3, 4), -1, False), ((2, 3, 4), -3, True), ((2, 3, 4), (0, 2), False), ((2, 3, 4), (2, -3), True),
+    ((2, 3, 4), (0, 1, 2), False),
+]
+
+
+def reduction_case(op, function, fwd, bwd, domain, shape, axis, keepdims):
+    return Case(f"{op.__name__}-{shape}-axis{axis}-keepdims{keepdims}", op, (shape,),
+                lambda x, axis, keepdims: fwd(x, axis=axis, keepdims=keepdims),
+                lambda G, x, axis, keepdims: (bwd(restored(G, x.shape, axis, keepdims), x, axis),),
+                (domain,), fixed(axis=axis, keepdims=keepdims), call=function)
+
+
+def var_case(shape, axis, ddof):
+    return Case(f"Var-{shape}-axis{axis}-ddof{ddof}", vg.Var, (shape,),
+                lambda x, axis, ddof: np.var(x, axis=axis, ddof=ddof),
+                lambda G, x, axis, ddof: (2 * restored(G, x.shape, axis, False)
+                                          * (x - np.mean(x, axis=axis, keepdims=True)) / (count(x, axis) - ddof),),
+                constants=fixed(axis=axis, ddof=ddof), call=vg.var)
+
+
+CASES += [reduction_case(*row, *axes) for row in REDUCTIONS for axes in REDUCTION_AXES]
+CASES += [var_case(shape, axis, ddof) for shape, axis, ddof in
+          [((3, 4), None, 1), ((3, 4), 1, 1), ((2, 3, 4), (0, 2), 2), ((5,), -1, 1)]]
+
+
+# ---- linear algebra ----
+
+CASES += [
+    Case(f"MatrixMultiply-{a}x{b}", vg.MatrixMultiply, (a, b), np.matmul, matmul_grads, call=vg.matmul)
+    for a, b in [((2, 3, 4), (2, 4, 2)), ((1, 3, 4), (2, 4, 2)), ((2, 3, 4), (4,)), ((2, 1, 2, 3), (1, 3, 3, 2))]
+]
+
+
+def linear_grads(G, x, w, b=None):
+    grads = (G @ w, G.T @ x)
+    return grads if b is None else grads + (G.sum(axis=0).reshape(b.shape),)
+
+
+CASES += [
+    Case(f"FusedLinear-{shapes}", vg.FusedLinear, shapes,
+         lambda x, w, b=None: x @ w.T + (0.0 if b is None else b), linear_grads, call=vg.linear)
+    for shapes in [((4, 3), (2, 3)), ((1, 5), (3, 5)), ((4, 3), (2, 3), (2,)), ((3, 2), (5, 2), (1, 5)),
+                   ((2, 1), (1, 1), (1,))]
+]
+CASES += [
+    Case(f"Transpose-{shape}-axes{axes}", vg.Transpose, (shape,), lambda x, axes: np.transpose(x, axes),
+         lambda G, x, axes: (np.transpose(G, np.argsort(np.arange(x.ndim)[list(axes)]) if axes else None),),
+         constants=fixed(axes=axes), call=vg.transpose)
+    for shape, axes in [((3, 4), None), ((2, 3, 4), None), ((2, 3, 4), (1, 0, 2)), ((2, 3, 4), (2, 0, 1)),
+                        ((2, 3, 4), (-1, 0, -2)), ((3, 4), (0, 1))]
+]
+CASES += [
+    Case(f"Transpose-.T-{shape}", vg.Transpose, (shape,), lambda x: x.T, lambda G, x: (G.T,), call=lambda x: x.T)
+    for shape in [(3, 4), (2, 3, 4), (5,)]
+]
+
+
+# ---- shape and indexing ----
+
+CASES += [
+    Case(f"Reshape-{shape}-to{new}", vg.Reshape, (shape,), lambda x, shape: np.reshape(x, shape),
+         lambda G, x, shape: (G.reshape(x.shape),), constants=fixed(shape=new), call=vg.reshape)
+    for shape, new in [((3, 4), (4, 3)), ((3, 4), (-1,)), ((2, 3, 4), (6, -1)), ((2, 3, 4), (2, -1, 3, 1)),
+                       ((5,), (1, 5)), ((1, 1), ())]
+]
+CASES += [
+    Case(f"Reshape-flatten-{shape}", vg.Reshape, (shape,), np.ravel, lambda G, x: (G.reshape(x.shape),),
+         call=vg.flatten)
+    for shape in [(3, 4), (2, 1, 3)]
+]
+CASES += [
+    Case(f"Reshape-squeeze-{shape}-axis{axis}", vg.Reshape, (shape,), lambda x, axis: np.squeeze(x, axis=axis),
+         lambda G, x, axis: (G.reshape(x.shape),), constants=fixed(axis=axis), call=vg.squeeze)
+    for shape, axis in [((1, 3, 1), None), ((1, 3, 1), 0), ((1, 3, 1), -1), ((2, 1, 1, 3), (1, 2)), ((3,), None)]
+]
+CASES += [
+    Case(f"Unsqueeze-function-{shape}-axis{axis}", vg.Unsqueeze, (shape,), lambda x, axis: np.expand_dims(x, axis),
+         lambda G, x, axis: (G.reshape(x.shape),), constants=fixed(axis=axis), call=vg.unsqueeze)
+    for shape, axis in [((3, 4), 1), ((3, 4), -3), ((), 0)]
+]
+CASES += [
+    Case(f"BroadcastTo-{shape}-to{new}", vg.BroadcastTo, (shape,), lambda x, shape: np.broadcast_to(x, shape),
+         lambda G, x, shape: (sum_to_shape(G, x.shape),), constants=fixed(shape=new), call=vg.broadcast_to)
+    for shape, new in [((3, 1), (2, 3, 4)), ((4,), (3, 4)), ((), (2, 2)), ((1, 1), (1, 3)), ((2, 3), (2, 3))]
+]
+
+
+def concatenate_grads(G, *xs, axis):
+    return tuple(np.split(G, np.cumsum([x.shape[axis] for x in xs])[:-1], axis=axis))
+
+
+CASES += [
+    Case(f"Concatenate-{shapes}-axis{axis}", vg.Concatenate, shapes, lambda *xs, axis: np.concatenate(xs, axis=axis),
+         concatenate_grads, constants=fixed(axis=axis), call=lambda *xs, axis: vg.concatenate(xs, axis=axis))
+    for shapes, axis in [(((2, 3), (4, 3)), 0), (((2, 3), (2, 1), (2, 2)), 1), (((2, 1, 3), (2, 2, 3)), -2),
+                         (((3,), (1,), (2,), (3,)), 0), (((2, 2),), 1)]
+]
+CASES += [
+    Case(f"Concatenate-op-{shapes}-axis{axis}", vg.Concatenate, shapes,
+         lambda *xs, axis: np.concatenate(xs, axis=axis), concatenate_grads, constants=fixed(axis=axis))
+    for shapes, axis in [(((2, 3), (2, 2)), 1)]
+]
+CASES += [
+    Case(f"Concatenate-stack-{len(shapes)}x{shapes[0]}-axis{axis}", vg.Concatenate, shapes,
+         lambda *xs, axis: np.stack(xs, axis=axis),
+         lambda G, *xs, axis: tuple(np.moveaxis(G, axis, 0)), constants=fixed(axis=axis),
+         call=lambda *xs, axis: vg.stack(xs, axis=axis))
+    for shapes, axis in [(((3,), (3,)), 0), (((2, 3),) * 3, 1), (((2, 3),) * 2, -1), (((),) * 3, 0)]
+]
+
+
+BASIC_KEYS = [
+    ((5,), 2), ((5,), -1), ((5,), slice(1, 4)), ((5,), slice(None, None, -2)), ((3, 4), (1, slice(None, None, 2))),
+    ((3, 4), (slice(None, None, -1), -2)), ((3, 4), (None, Ellipsis, 0)), ((2, 3, 4), (Ellipsis, slice(3, 0, -2))),
+    ((2, 3, 4), (0, slice(1, None), None)), ((2, 3, 4), (slice(None), None, 1, slice(-1, None, -3))),
+    ((2, 3, 4), (1, 2, 3)), ((2, 3, 4), (slice(5, 7),)),
+]
+ADVANCED_KEYS = [
+    ("repeated", (4, 3), np.array([0, 2, 0, 3, 0])),
+    ("negative", (5,), np.array([-1, 0, -1, 4])),
+    ("2d-index", (4, 3), np.array([[0, 1], [1, 1]])),
+    ("pairs", (3, 4), (np.array([0, 1, 1, 2]), np.array([3, 3, 3, 0]))),
+    ("column-list", (3, 4), (slice(None), [2, 0, 2])),
+    ("int-and-array", (2, 3, 4), (1, slice(None), np.array([0, 0, 3]))),
+    ("array-then-slice", (3, 4), (np.array([2, 2]), slice(1, 3))),
+    ("row-mask", (3, 4), np.array([True, False, True])),
+    ("mask-and-slice", (3, 4), (np.array([False, True, True]), slice(None, None, -1))),
+    ("empty", (3, 4), np.array([], dtype=np.int64)),
+]
+
+CASES += [
+    Case(f"GetItem-{shape}-{key}", vg.GetItem, (shape,), lambda x, key: x[key], lambda G, x, key: (scattered(G, x, key),),
+         constants=fixed(key=key), call=lambda x, key: x[key])
+    for shape, key in BASIC_KEYS
+]
+CASES += [
+    Case(f"Gather-{shape}-{name}", vg.Gather, (shape,), lambda x, key: x[key], lambda G, x, key: (scattered(G, x, key),),
+         constants=fixed(key=key), call=lambda x, key: x[key])
+    for name, shape, key in ADVANCED_KEYS
+]
+CASES += [
+    Case(f"Gather-{shape}-random-mask", vg.Gather, (shape,), lambda x, key: x[key],
+         lambda G, x, key: (scattered(G, x, key),), constants=lambda rng, shapes: {"key": rng.random(shapes[0]) < 0.5},
+         call=lambda x, key: x[key])
+    for shape in [(3, 4), (2, 3, 2)]
+]
+CASES += [
+    Case(f"Gather-op-{shape}", vg.Gather, (shape,), lambda x, indices: x.ravel()[indices],
+         lambda G, x, indices: (scattered(G, x.ravel(), indices).reshape(x.shape),),
+         constants=fixed(indices=np.array([[5, 0], [5, 11]])))
+    for shape in [(3, 4)]
+]
+CASES += [
+    Case(f"GetItem-op-{shape}", vg.GetItem, (shape,), lambda x, view: x.ravel()[[1, 3, 5, 7]].reshape(2, 2),
+         lambda G, x, view: (scattered(G, x.ravel(), np.array([[1, 3], [5, 7]])).reshape(x.shape),),
+         constants=fixed(view=(1, (2, 2), (4, 2))))
+    for shape in [(2, 4)]
+]
+
+
+# ---- neural-network functions ----
+
+SOFTMAX_AXES = [((3, 4), -1), ((3, 4), 0), ((5,), 0), ((2, 3, 4), -1), ((2, 3, 4), 0), ((2, 3, 4), 1)]
+
+CASES += [
+    Case(f"Softmax-{shape}-axis{axis}", vg.Softmax, (shape,), softmax,
+         lambda G, x, axis: (softmax(x, axis) * (G - np.sum(G * softmax(x, axis), axis=axis, keepdims=True)),),
+         constants=fixed(axis=axis), call=vg.softmax)
+    for shape, axis in SOFTMAX_AXES
+]
+CASES += [
+    Case(f"LogSoftmax-{shape}-axis{axis}", vg.LogSoftmax, (shape,), log_softmax,
+         lambda G, x, axis: (G - softmax(x, axis) * np.sum(G, axis=axis, keepdims=True),),
+         constants=fixed(axis=axis), call=vg.logsoftmax)
+    for shape, axis in SOFTMAX_AXES
+]
+CASES += [
+    Case(f"{op.__name__}-op-{shape}", op, (shape,), fwd, bwd)
+    for shape in [(3, 4)]
+    for op, fwd, bwd in [
+        (vg.Softmax, softmax, lambda G, x: (softmax(x) * (G - np.sum(G * softmax(x), axis=-1, keepdims=True)),)),
+        (vg.LogSoftmax, log_softmax, lambda G, x: (G - softmax(x) * np.sum(G, axis=-1, keepdims=True),)),
+    ]
+]
+
+
+def reduce_loss(losses, reduction):
+    return np.mean(losses) if reduction == "mean" else np.sum(losses)
+
+
+def per_element(G, x, reduction):
+    """The upstream gradient of a reduced loss, spread over its elements."""
+    return np.full(x.shape, G / (x.size if reduction == "mean" else 1.0))
+
+
+def cross_entropy(x, targets, reduction):
+    return reduce_loss(logsumexp(x, axis=1) - x[np.arange(len(x)), targets], reduction)
+
+
+def cross_entropy_grads(G, x, targets, reduction):
+    onehot = np.eye(x.shape[1])[targets]
+    return ((softmax(x) - onehot) * G / (len(x) if reduction == "mean" else 1.0),)
+
+
+def bce(p, y, reduction):
+    return reduce_loss(-(y * np.log(p) + (1 - y) * np.log(1 - p)), reduction)
+
+
+def bce_with_logits(z, y, reduction):
+    return reduce_loss(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), reduction)
+
+
+LOSSES = [
+    # op, function, numpy forward, gradients per element (before the upstream factor), domains
+    (vg.BinaryCrossEntropy, vg.binary_cross_entropy, bce,
+     lambda p, y: ((p - y) / (p * (1 - p)), np.log(1 - p) - np.log(p)), (probability, unit_interval)),
+    (vg.BinaryCrossEntropyWithLogits, vg.binary_cross_entropy_with_logits, bce_with_logits,
+     lambda z, y: (sigmoid(z) - y, -z), (real, unit_interval)),
+    (vg.MSELoss, vg.mse_loss, lambda p, t, reduction: reduce_loss((p - t) ** 2, reduction),
+     lambda p, t: (2 * (p - t), -2 * (p - t)), (real, real)),
+]
+
+CASES += [
+    Case(f"CrossEntropy-{shape}-{reduction}", vg.CrossEntropy, (shape,), cross_entropy, cross_entropy_grads,
+         constants=lambda rng, shapes, reduction=reduction: {
+             "targets": rng.integers(0, shapes[0][1], shapes[0][0]), "reduction": reduction},
+         call=vg.cross_entropy)
+    for shape in [(3, 4), (1, 5), (6, 2)]
+    for reduction in ["mean", "sum"]
+]
+CASES += [
+    Case(f"{op.__name__}-{shape}-{reduction}", op, (shape, shape), fwd,
+         lambda G, a, b, reduction, local=local: tuple(per_element(G, a, reduction) * g for g in local(a, b)),
+         domains, fixed(reduction=reduction), call=function)
+    for op, function, fwd, local, domains in LOSSES
+    for shape in [(3, 4), (5,), (2, 1, 3)]
+    for reduction in ["mean", "sum"]
+]
+CASES += [
+    Case(f"{op.__name__}-op-default-mean", op, ((2, 3), (2, 3)), lambda a, b, fwd=fwd: fwd(a, b, "mean"),
+         lambda G, a, b, local=local: tuple(per_element(G, a, "mean") * g for g in local(a, b)), domains)
+    for op, _, fwd, local, domains in LOSSES
+]
+
+COMPARISON_OPS = [vg.Equal, vg.NotEqual, vg.Less, vg.LessEqual, vg.Greater, vg.GreaterEqual]
+
+
+def documented_op_classes():
+    """The op classes named in the op-class column of docs/ops.md's tables."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "ops.md").read_text()
+    rows = [line.split("|") for line in docs.splitlines() if line.startswith("|") and "`" in line]
+    return {name for cells in rows for name in re.findall(r"`([A-Z]\w*)", cells[2])}
+
+
+def engine_op_classes():
+    return {cls for cls in vars(vg.ops).values()
+            if isinstance(cls, type) and issubclass(cls, vg.NativeOp) and cls is not vg.NativeOp}
+
 
 CASE_PARAMS = [pytest.param(case, seed, id=f"{case.id}-seed{seed}") for case in CASES for seed in SEEDS]
 
@@ -199,20 +480,25 @@ CASE_PARAMS = [pytest.param(case, seed, id=f"{case.id}-seed{seed}") for case in 
 def loss_of(case, kwargs, upstream):
     """sum(op(*inputs) * G) as a function of the input nodes."""
     def fn(nodes):
-        out = case.op.do_forward(*nodes, **kwargs)
-        return vg.Sum.do_forward(out * upstream)
+        return vg.Sum.do_forward(case.apply(nodes, kwargs) * upstream)
     return fn
 
 
-def test_op_table_has_a_row_for_every_op():
-    assert {case.op for case in CASES} == set(ALL_OPS)
+def test_op_table_has_a_row_for_every_engine_op_except_the_comparisons():
+    assert {case.op for case in CASES} == engine_op_classes() - set(COMPARISON_OPS)
+
+
+def test_every_op_class_in_the_docs_is_an_engine_op():
+    documented = documented_op_classes()
+    assert documented >= {"Maximum", "Softmax", "GetItem", "Gather", "MSELoss"}  # the parser reads the tables
+    assert documented <= {cls.__name__ for cls in engine_op_classes()}
 
 
 @pytest.mark.parametrize("case, seed", CASE_PARAMS)
 def test_op_forward_matches_numpy_reference(case, seed):
     arrays, kwargs, _ = case.draw(seed)
     expected = case.forward(*arrays, **kwargs)
-    out = case.op.do_forward(*[vg.TensorNode(a.copy()) for a in arrays], **kwargs)
+    out = case.apply([vg.TensorNode(a.copy()) for a in arrays], kwargs)
     assert out.dtype == np.float64
     assert out.shape == np.shape(expected)
     np.testing.assert_allclose(out.value, expected, rtol=1e-12, atol=1e-12)
@@ -244,13 +530,155 @@ def test_op_forward_in_float32_matches_numpy_and_stays_float32(case, seed):
     arrays32 = [a.astype(np.float32) for a in arrays]
     expected = case.forward(*[a.astype(np.float64) for a in arrays32], **kwargs)
     nodes = [vg.TensorNode(a.copy()) for a in arrays32]
-    out = case.op.do_forward(*nodes, **kwargs)
+    out = case.apply(nodes, kwargs)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.value, expected, rtol=1e-5, atol=1e-5)
     vg.Sum.do_forward(out * upstream.astype(np.float32)).backward()
     for n, e in zip(nodes, case.backward(upstream, *[a.astype(np.float64) for a in arrays32], **kwargs)):
         assert n.grad.dtype == np.float32
         np.testing.assert_allclose(n.grad, e, rtol=1e-4, atol=1e-4)
+
+
+# ---- comparisons: constants, not ops on the tape ----
+
+COMPARISONS = {
+    # op, function, operator, numpy
+    "equal": (vg.Equal, vg.equal, operator.eq, np.equal),
+    "not_equal": (vg.NotEqual, vg.not_equal, operator.ne, np.not_equal),
+    "less": (vg.Less, vg.less, operator.lt, np.less),
+    "less_equal": (vg.LessEqual, vg.less_equal, operator.le, np.less_equal),
+    "greater": (vg.Greater, vg.greater, operator.gt, np.greater),
+    "greater_equal": (vg.GreaterEqual, vg.greater_equal, operator.ge, np.greater_equal),
+}
+
+
+def test_comparison_table_has_a_row_for_every_comparison_op():
+    assert {row[0] for row in COMPARISONS.values()} == set(COMPARISON_OPS)
+
+
+def small_integers(rng, shape):
+    """-1, 0 and 1 equally often (a scalar is 0) in random order, so every outcome of a comparison occurs."""
+    n = int(np.prod(shape, dtype=np.int64))
+    return rng.permutation(np.resize([-1.0, 0.0, 1.0], n)).reshape(shape) if shape else np.array(0.0)
+
+
+@pytest.mark.parametrize("form", ["op", "function", "operator"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shapes", BROADCAST_PATTERNS, ids=str)
+@pytest.mark.parametrize("name", sorted(COMPARISONS))
+def test_comparison_gives_numpys_truth_as_ones_and_zeros_in_the_input_dtype(name, shapes, dtype, form):
+    op, function, apply, reference = COMPARISONS[name]
+    rng = np.random.default_rng(len(name))
+    a, b = (small_integers(rng, s).astype(dtype) for s in shapes)
+    call = {"op": op.do_forward, "function": function, "operator": apply}[form]
+    out = call(vg.TensorNode(a), vg.TensorNode(b))
+    expected = reference(a, b)
+    assert out.dtype == dtype
+    assert out.shape == expected.shape
+    np.testing.assert_array_equal(out.value, expected.astype(dtype))
+    assert 0 < expected.sum() < expected.size or expected.size == 1  # both outcomes occur
+
+
+@pytest.mark.parametrize("form", ["op", "function", "operator"])
+@pytest.mark.parametrize("name", sorted(COMPARISONS))
+def test_comparison_result_is_a_constant_without_source_or_grad(name, form):
+    op, function, apply, _ = COMPARISONS[name]
+    a, b = vg.TensorNode(np.array([1.0, 2.0, 3.0])), vg.TensorNode(np.array([2.0, 2.0, 2.0]))
+    assert a.requires_grad and b.requires_grad
+    out = {"op": op.do_forward, "function": function, "operator": apply}[form](a, b)
+    assert out.source is None
+    assert out.requires_grad is False
+    assert out.is_leaf
+
+
+@pytest.mark.parametrize("name", sorted(COMPARISONS))
+def test_comparison_used_as_a_mask_passes_the_gradient_only_through_the_masked_product(name):
+    _, _, apply, reference = COMPARISONS[name]
+    rng = np.random.default_rng(7)
+    x, y, upstream = small_integers(rng, (3, 4)), small_integers(rng, (4,)), rng.standard_normal((3, 4))
+    nx, ny = vg.TensorNode(x.copy()), vg.TensorNode(y.copy())
+    vg.Sum.do_forward(nx * apply(nx, ny) * upstream).backward()
+    np.testing.assert_array_equal(nx.grad, upstream * reference(x, y))
+    np.testing.assert_array_equal(ny.grad, np.zeros(4))
+
+
+@pytest.mark.parametrize("name", sorted(COMPARISONS))
+def test_x_times_comparison_with_zero_has_the_mask_as_gradient(name):
+    _, _, apply, reference = COMPARISONS[name]
+    x = np.array([[-2.0, 0.0, 1.5], [3.0, -0.5, 0.0]])
+    node = vg.TensorNode(x.copy())
+    vg.Sum.do_forward(node * apply(node, 0.0)).backward()
+    np.testing.assert_array_equal(node.grad, reference(x, 0.0).astype(np.float64))
+
+
+# ---- maximum and minimum on ties ----
+
+@pytest.mark.parametrize("function, a_share, b_share", [
+    (vg.maximum, [0.5, 1.0, 0.0, 0.5], [0.5, 0.0, 1.0, 0.5]),
+    (vg.minimum, [0.5, 0.0, 1.0, 0.5], [0.5, 1.0, 0.0, 0.5]),
+], ids=["maximum", "minimum"])
+def test_maximum_and_minimum_share_the_gradient_equally_on_ties(function, a_share, b_share):
+    a, b = np.array([1.0, 2.0, 3.0, -4.0]), np.array([1.0, 0.0, 5.0, -4.0])
+    upstream = np.array([2.0, 4.0, 8.0, 16.0])
+    na, nb = vg.TensorNode(a), vg.TensorNode(b)
+    vg.Sum.do_forward(function(na, nb) * upstream).backward()
+    np.testing.assert_array_equal(na.grad, upstream * a_share)
+    np.testing.assert_array_equal(nb.grad, upstream * b_share)
+
+
+@pytest.mark.parametrize("function", [vg.maximum, vg.minimum])
+def test_a_broadcast_operand_tied_with_several_elements_collects_half_of_each_gradient(function):
+    x = vg.TensorNode(np.array([[2.0, 1.0], [2.0, 2.0]]))
+    s = vg.TensorNode(np.array(2.0))
+    upstream = np.array([[1.0, 10.0], [100.0, 1000.0]])
+    vg.Sum.do_forward(function(x, s) * upstream).backward()
+    x_wins_at_1 = 1.0 if function is vg.minimum else 0.0
+    np.testing.assert_array_equal(x.grad, upstream * [[0.5, x_wins_at_1], [0.5, 0.5]])
+    assert s.grad.shape == ()
+    assert s.grad == 0.5 + 50.0 + 500.0 + (1.0 - x_wins_at_1) * 10.0
+
+
+# ---- special values ----
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softplus_is_finite_and_exact_for_large_inputs_of_either_sign(dtype):
+    x = np.array([-1000.0, -60.0, -1.0, 0.0, 1.0, 60.0, 1000.0])
+    node = vg.TensorNode(x.astype(dtype))
+    y = vg.softplus(node)
+    vg.Sum.do_forward(y).backward()
+    assert y.dtype == dtype and node.grad.dtype == dtype
+    np.testing.assert_allclose(y.value, np.logaddexp(0.0, x), rtol=1e-6, atol=0)
+    np.testing.assert_allclose(node.grad, sigmoid(x), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("function, reference", [(vg.log, np.log), (vg.sqrt, np.sqrt)], ids=["log", "sqrt"])
+def test_log_and_sqrt_of_negative_values_give_nan_without_raising(function, reference):
+    x = np.array([-4.0, -1e-300, 0.0, 4.0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = reference(x)
+    np.testing.assert_array_equal(function(vg.TensorNode(x)).value, expected)
+
+
+def test_cross_entropy_of_extreme_logits_is_finite():
+    logits = vg.TensorNode(np.array([[1000.0, -1000.0, 0.0], [-1000.0, -1000.0, 1000.0]]))
+    loss = vg.cross_entropy(logits, [1, 2], reduction="sum")
+    loss.backward()
+    assert loss.item() == 2000.0
+    np.testing.assert_array_equal(logits.grad, [[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_binary_cross_entropy_clamps_its_logs_at_minus_100():
+    p = vg.TensorNode(np.array([0.0, 1.0]))
+    loss = vg.binary_cross_entropy(p, np.array([1.0, 0.0]), reduction="sum")
+    assert loss.item() == 200.0
+
+
+def test_binary_cross_entropy_with_logits_is_finite_for_large_logits():
+    z = vg.TensorNode(np.array([1000.0, -1000.0]))
+    loss = vg.binary_cross_entropy_with_logits(z, np.array([0.0, 1.0]), reduction="sum")
+    loss.backward()
+    assert loss.item() == 2000.0
+    np.testing.assert_array_equal(z.grad, [1.0, -1.0])
 
 
 # ---- properties: broadcasting and indexing ----
@@ -459,6 +887,131 @@ BAD_INPUTS = [
      r"TensorNode: unsupported dtype object"),
     ("sigmoid-raw-backward-shape", raw_backward_with_wrong_shape, ValueError,
      r"sigmoid: gradient of shape \(4,\) does not match output of shape \(3,\)"),
+]
+BAD_INPUTS += [
+    (f"{name}-shapes", lambda function=function: function(node(2, 3), node(4)), ValueError,
+     rf"{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast together")
+    for name, function in [("maximum", vg.maximum), ("minimum", vg.minimum), ("equal", vg.equal),
+                           ("not_equal", vg.not_equal), ("less", vg.less), ("less_equal", vg.less_equal),
+                           ("greater", vg.greater), ("greater_equal", vg.greater_equal)]
+]
+BAD_INPUTS += [
+    (f"{name}-operator-shapes", lambda apply=apply: apply(node(3, 2), node(3)), ValueError,
+     rf"{name}: shapes \(3, 2\) and \(3,\) cannot be broadcast together")
+    for name, apply in [("equal", operator.eq), ("not_equal", operator.ne), ("less", operator.lt),
+                        ("less_equal", operator.le), ("greater", operator.gt), ("greater_equal", operator.ge)]
+]
+BAD_INPUTS += [
+    (f"{name}-axis-out-of-range", lambda function=function: function(node(2, 3), axis=2), IndexError,
+     rf"{name}: axis 2 is out of range")
+    for name, function in [("sum", vg.sum), ("mean", vg.mean), ("max", vg.max), ("min", vg.min),
+                           ("logsumexp", vg.logsumexp), ("var", vg.var)]
+]
+BAD_INPUTS += [
+    (f"{name}-negative-axis-out-of-range", lambda function=function: function(node(2, 3), axis=(0, -3)), IndexError,
+     rf"{name}: axis -3 is out of range")
+    for name, function in [("sum", vg.sum), ("mean", vg.mean), ("max", vg.max), ("min", vg.min),
+                           ("logsumexp", vg.logsumexp), ("var", vg.var)]
+]
+BAD_INPUTS += [
+    (f"{name}-duplicate-axes", lambda function=function: function(node(2, 3), axis=(1, -1)), ValueError,
+     rf"{name}: duplicate value in axis")
+    for name, function in [("sum", vg.sum), ("mean", vg.mean), ("max", vg.max), ("min", vg.min),
+                           ("logsumexp", vg.logsumexp), ("var", vg.var)]
+]
+BAD_INPUTS += [
+    ("max-empty-axis", lambda: vg.max(node(2, 0), axis=1), ValueError, r"max: cannot reduce an empty axis"),
+    ("min-empty-axis", lambda: vg.min(node(0, 3), axis=0), ValueError, r"min: cannot reduce an empty axis"),
+    ("max-of-no-elements", lambda: vg.max(node(0)), ValueError, r"max: cannot reduce an empty axis"),
+    ("matmul-vectors-align", lambda: node(3) @ node(4), ValueError, r"matmul: shapes \(3,\) and \(4,\) do not align"),
+    ("matmul-batches-align", lambda: vg.matmul(node(2, 3, 4), node(2, 5, 2)), ValueError,
+     r"matmul: shapes \(2, 3, 4\) and \(2, 5, 2\) do not align \(4 != 5\)"),
+    ("linear-align", lambda: vg.linear(node(2, 3), node(4, 2)), ValueError,
+     r"linear: input of shape \(2, 3\) does not fit weight of shape \(4, 2\)"),
+    ("linear-bias-shape", lambda: vg.linear(node(2, 3), node(4, 3), node(3)), ValueError,
+     r"linear: bias must have shape \(4,\) or \(1, 4\), got \(3,\)"),
+    ("reshape-size", lambda: node(2, 3).reshape(4, 2), ValueError,
+     r"reshape: cannot reshape a tensor of shape \(2, 3\) into shape \(4, 2\)"),
+    ("reshape-inferred-size", lambda: node(2, 3).reshape(-1, 4), ValueError,
+     r"reshape: cannot reshape a tensor of shape \(2, 3\) into shape \(-1, 4\)"),
+    ("reshape-two-unknowns", lambda: vg.reshape(node(2, 3), (-1, -1)), ValueError, r"reshape: invalid shape"),
+    ("transpose-repeated-axis", lambda: vg.transpose(node(2, 3), (0, 0)), ValueError, r"transpose: .*repeated axis"),
+    ("transpose-too-few-axes", lambda: vg.transpose(node(2, 3, 4), (1, 0)), ValueError,
+     r"transpose: axes must list each of the 3 axes"),
+    ("transpose-axis-out-of-range", lambda: node(2, 3).transpose(0, 2), IndexError,
+     r"transpose: axis 2 is out of range"),
+    ("squeeze-axis-out-of-range", lambda: vg.squeeze(node(1, 3), 2), IndexError, r"squeeze: axis 2 is out of range"),
+    ("squeeze-negative-axis-out-of-range", lambda: node(1, 3).squeeze(-3), IndexError,
+     r"squeeze: axis -3 is out of range"),
+    ("squeeze-duplicate-axes", lambda: vg.squeeze(node(1, 3), (0, 0)), ValueError, r"squeeze: .*repeated axis"),
+    ("squeeze-not-size-one-function", lambda: vg.squeeze(node(1, 3), 1), ValueError, r"squeeze: cannot squeeze axis 1"),
+    ("unsqueeze-axis-out-of-range", lambda: vg.unsqueeze(node(2, 3), 3), IndexError, r"unsqueeze: axis 3 is out of range"),
+    ("unsqueeze-negative-axis-out-of-range", lambda: vg.unsqueeze(node(2, 3), -4), IndexError,
+     r"unsqueeze: axis -4 is out of range"),
+    ("concatenate-axis-out-of-range", lambda: vg.concatenate([node(2, 3), node(2, 3)], axis=2), IndexError,
+     r"concatenate: axis 2 is out of range"),
+    ("concatenate-negative-axis-out-of-range", lambda: vg.concatenate([node(2, 3), node(2, 3)], axis=-3), IndexError,
+     r"concatenate: axis -3 is out of range"),
+    ("concatenate-shapes", lambda: vg.concatenate([node(2, 3), node(2, 2)], axis=0), ValueError,
+     r"concatenate: shapes \(2, 3\) and \(2, 2\) differ outside axis 0"),
+    ("concatenate-ndim", lambda: vg.concatenate([node(2, 3), node(3)], axis=0), ValueError,
+     r"concatenate: shapes \(2, 3\) and \(3,\) differ"),
+    ("concatenate-nothing", lambda: vg.concatenate([]), ValueError, r"concatenate: need at least one node"),
+    ("stack-shapes", lambda: vg.stack([node(2, 3), node(3)]), ValueError, r"stack: all nodes must have the same shape"),
+    ("broadcast_to-shape", lambda: vg.broadcast_to(node(2, 3), (3, 3)), ValueError,
+     r"broadcast_to: cannot broadcast shape \(2, 3\) to \(3, 3\)"),
+    ("getitem-int-out-of-range", lambda: node(2, 3)[2], IndexError, r"getitem: index 2 is out of bounds for axis 0"),
+    ("getitem-negative-int-out-of-range", lambda: node(2, 3)[:, -4], IndexError,
+     r"getitem: index -4 is out of bounds for axis 1"),
+    ("getitem-array-out-of-range", lambda: node(2, 3)[np.array([0, 3])], IndexError,
+     r"getitem: index 3 is out of bounds for axis 0"),
+    ("getitem-too-many-indices", lambda: node(2, 3)[0, 0, 0], IndexError, r"getitem: too many indices"),
+    ("getitem-float", lambda: node(2, 3)[1.0], IndexError, r"getitem: only integers, slices"),
+    ("getitem-float-array", lambda: node(2, 3)[np.array([0.0, 1.0])], IndexError,
+     r"getitem: arrays used as indices must be of integer \(or boolean\) type"),
+    ("getitem-mask-shape", lambda: node(2, 3)[np.array([True, False, True])], IndexError,
+     r"getitem: boolean index did not match"),
+    ("gather-out-of-range", lambda: vg.Gather.do_forward(node(2, 3), indices=np.array([6])), IndexError, r"gather: "),
+    ("softmax-axis-out-of-range", lambda: vg.softmax(node(2, 3), axis=2), IndexError, r"Softmax: axis out of range"),
+    ("logsoftmax-axis-out-of-range", lambda: vg.logsoftmax(node(2, 3), axis=-3), IndexError,
+     r"LogSoftmax: axis out of range"),
+    ("cross_entropy-target-too-large", lambda: vg.cross_entropy(node(2, 3), [0, 3]), IndexError,
+     r"cross_entropy: target 3 in row 1 is not a class index in \[0, 3\)"),
+    ("cross_entropy-negative-target", lambda: vg.cross_entropy(node(2, 3), [-1, 0]), IndexError,
+     r"cross_entropy: target -1 in row 0 is not a class index"),
+    ("cross_entropy-float-targets", lambda: vg.cross_entropy(node(2, 3), [0.0, 1.0]), IndexError,
+     r"cross_entropy: indices must be integers, got float64"),
+    ("cross_entropy-target-count", lambda: vg.cross_entropy(node(2, 3), [0, 1, 2]), ValueError,
+     r"cross_entropy: expected 2 targets"),
+    ("cross_entropy-vector-logits", lambda: vg.cross_entropy(node(3), [0]), ValueError,
+     r"cross_entropy: expected logits of shape \(n, classes\)"),
+    ("clip-bounds-reversed", lambda: vg.clip(node(2, 3), 2.0, 1.0), ValueError, r"clip: lower bound 2.0* is above upper"),
+    ("binary_cross_entropy-shapes", lambda: vg.binary_cross_entropy(node(2, 3) * 0.5, np.ones(3)), ValueError,
+     r"binary_cross_entropy: input of shape \(2, 3\) and target of shape \(3,\) differ"),
+    ("binary_cross_entropy_with_logits-shapes",
+     lambda: vg.binary_cross_entropy_with_logits(node(2, 3), node(3, 2)), ValueError,
+     r"binary_cross_entropy_with_logits: input of shape \(2, 3\) and target of shape \(3, 2\) differ"),
+    ("mse_loss-shapes", lambda: vg.mse_loss(node(2, 3), np.ones((2, 1))), ValueError,
+     r"mse_loss: input of shape \(2, 3\) and target of shape \(2, 1\) differ"),
+    ("exp-string-array", lambda: vg.exp(np.array(["a", "b"])), TypeError, r"exp: unsupported dtype"),
+    ("sum-object-array", lambda: vg.sum(np.array([object()])), TypeError, r"sum: unsupported dtype object"),
+    ("matmul-string-array", lambda: node(2, 3) @ np.array(["a", "b", "c"]), TypeError, r"matmul: unsupported dtype"),
+    ("maximum-string-operand", lambda: vg.maximum(node(2), "a"), TypeError, r"maximum: unsupported dtype"),
+    ("minimum-object-operand", lambda: vg.minimum(object(), node(2)), TypeError, r"minimum: unsupported dtype object"),
+    ("less-string-operand", lambda: node(2) < "a", TypeError, r"less: unsupported dtype"),
+    ("equal-string-array", lambda: vg.equal(np.array(["a", "b"]), node(2)), TypeError, r"equal: unsupported dtype"),
+    ("mse_loss-string-target", lambda: vg.mse_loss(node(2), np.array(["a", "b"])), TypeError,
+     r"mse_loss: unsupported dtype"),
+]
+BAD_INPUTS += [
+    (f"{name}-unknown-reduction", call, ValueError, rf"{name}: reduction must be 'mean' or 'sum', got 'foo'")
+    for name, call in [
+        ("cross_entropy", lambda: vg.cross_entropy(node(2, 3), [0, 1], reduction="foo")),
+        ("binary_cross_entropy", lambda: vg.binary_cross_entropy(node(3) * 0.5, np.ones(3), reduction="foo")),
+        ("binary_cross_entropy_with_logits",
+         lambda: vg.binary_cross_entropy_with_logits(node(3), np.ones(3), reduction="foo")),
+        ("mse_loss", lambda: vg.mse_loss(node(3), np.ones(3), reduction="foo")),
+    ]
 ]
 
 

@@ -16,8 +16,9 @@ void require_matrix(const char* op, const Tensor& x) {
                                     shape_str(x.shape()));
 }
 
-// attrs.ints = {keepdims, axis...}; no axes means all of them. `kept` is x's shape with the reduced
-// axes set to 1 (the output with keepdims), `count` the number of elements each output reduces.
+// attrs.ints = {keepdims, naxes, axis...} with naxes = -1 for all axes (0 reduces over none, as
+// numpy's axis=()). `kept` is x's shape with the reduced axes set to 1 (the output with keepdims),
+// `count` the number of elements each output reduces.
 struct Reduction {
     Shape kept, out;
     int64_t count = 1;
@@ -26,9 +27,10 @@ struct Reduction {
 Reduction reduction(const char* op, const Call& c) {
     const Tensor& x = c.in[0];
     const auto& ints = c.attrs.ints;
-    if (ints.empty()) throw std::invalid_argument(std::string(op) + ": missing the keepdims flag");
-    std::vector<bool> reduced(static_cast<size_t>(x.ndim()), ints.size() == 1);
-    for (size_t i = 1; i < ints.size(); ++i) {
+    if (ints.size() < 2 || (ints[1] >= 0 && ints.size() != static_cast<size_t>(2 + ints[1])))
+        throw std::invalid_argument(std::string(op) + ": malformed reduction attributes");
+    std::vector<bool> reduced(static_cast<size_t>(x.ndim()), ints[1] < 0);
+    for (size_t i = 2; i < ints.size(); ++i) {
         const auto a = static_cast<size_t>(normalize_axis(ints[i], x.ndim(), op));
         if (reduced[a]) throw std::invalid_argument(std::string(op) + ": duplicate value in axis");
         reduced[a] = true;

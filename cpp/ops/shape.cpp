@@ -102,10 +102,11 @@ std::vector<Shape> shape_reshape(const char* op, const Call& c) {
         else known *= out[i];
     }
     const int64_t n = c.in[0].numel();
-    if (unknown >= 0 && known > 0 && n % known == 0) out[static_cast<size_t>(unknown)] = n / known;
-    if (numel_of(out) != n || (unknown >= 0 && known == 0))
+    const bool fits = unknown >= 0 ? (known > 0 && n % known == 0) : known == n;
+    if (!fits)
         throw std::invalid_argument(str(op) + ": cannot reshape a tensor of shape " + shape_str(c.in[0].shape()) +
-                                    " into shape " + shape_str(Shape(c.attrs.ints.begin(), c.attrs.ints.end())));
+                                    " into shape " + shape_str(out));
+    if (unknown >= 0) out[static_cast<size_t>(unknown)] = n / known;
     return {out};
 }
 

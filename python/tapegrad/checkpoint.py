@@ -69,6 +69,8 @@ def save(obj, path):
 
 
 def _build(node, arrays, path):
+    if not isinstance(node, dict):
+        raise ValueError(f"load: {path} has a malformed index")
     if "array" in node:
         key = f"a/{node['array']}"
         if key not in arrays:
@@ -78,6 +80,8 @@ def _build(node, arrays, path):
         return {k: _build(v, arrays, path) for k, v in node["dict"].items()}
     if "list" in node:
         return [_build(v, arrays, path) for v in node["list"]]
+    if "value" not in node:
+        raise ValueError(f"load: {path} has a malformed index")
     return node["value"]
 
 
@@ -91,11 +95,14 @@ def load(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"load: no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("an .npy array, not an .npz archive")
+        with data:
             arrays = {k: data[k] for k in data.files}  # reads (and CRC-checks) every member now
         meta = json.loads(str(arrays.pop(_META)))
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, json.JSONDecodeError, ValueError) as e:
         raise ValueError(f"load: {path} is not a readable tapegrad checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != _FORMAT or not isinstance(meta.get("tree"), dict):
         raise ValueError(f"load: {path} is not a tapegrad checkpoint")
     return _build(meta["tree"], arrays, path)

@@ -11,57 +11,69 @@ from . import ops
 from .core import TensorNode, is_grad_enabled, no_grad
 
 
-def _node(x):
-    """x as a TensorNode: a node is itself, anything else a constant (no gradient)."""
-    return x if isinstance(x, TensorNode) else TensorNode(np.asarray(x), requires_grad=False)
+def _node(x, op, dtype=None):
+    """x as a TensorNode: a node is itself, anything else a constant (no gradient) of ``dtype``
+    (default: its own, integers becoming float64); TypeError naming ``op`` if it is not numeric."""
+    if isinstance(x, TensorNode):
+        return x
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{op}: cannot use a {type(x).__name__} as a tensor ({e})") from None
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"{op}: unsupported dtype {array.dtype} (expected a float, integer or boolean array)")
+    return TensorNode(array if dtype is None else array.astype(dtype), requires_grad=False)
 
 
-def _pair(a, b):
-    """Two operands as nodes; a Python number takes the dtype of the node it meets."""
-    if not isinstance(a, TensorNode) and not isinstance(b, TensorNode):
-        a = _node(a)
-    return a, b
+def _weak(x, like, op):
+    """A Python number takes the dtype of the node it meets (x * 0.5 stays float32); arrays keep theirs."""
+    is_number = isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+    return _node(x, op, like.dtype if is_number else None)
+
+
+def _pair(a, b, op):
+    """Two operands, at least one a node; non-node operands become constants."""
+    if isinstance(a, TensorNode):
+        return a, _weak(b, a, op)
+    if isinstance(b, TensorNode):
+        return _weak(a, b, op), b
+    return _node(a, op), _node(b, op)
 
 
 # ---- element-wise, broadcasting ----
 
 def add(a, b):
     """a + b, numpy broadcasting."""
-    a, b = _pair(a, b)
-    return a + b if isinstance(a, TensorNode) else b.__radd__(a)
+    a, b = _pair(a, b, "add")
+    return a + b
 
 
 def subtract(a, b):
     """a - b, numpy broadcasting."""
-    a, b = _pair(a, b)
-    return a - b if isinstance(a, TensorNode) else b.__rsub__(a)
+    a, b = _pair(a, b, "sub")
+    return a - b
 
 
 def multiply(a, b):
     """a * b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b)
-    return a * b if isinstance(a, TensorNode) else b.__rmul__(a)
+    a, b = _pair(a, b, "mul")
+    return a * b
 
 
 def divide(a, b):
     """a / b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b)
-    return a / b if isinstance(a, TensorNode) else b.__rtruediv__(a)
+    a, b = _pair(a, b, "div")
+    return a / b
 
 
 def power(a, b):
     """a ** b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b)
-    return a ** b if isinstance(a, TensorNode) else b.__rpow__(a)
+    a, b = _pair(a, b, "pow")
+    return a ** b
 
 
 def _binary(cls, a, b):
-    a, b = _pair(a, b)
-    if not isinstance(a, TensorNode):
-        a = TensorNode(np.asarray(a, dtype=b.dtype), requires_grad=False)
-    if not isinstance(b, TensorNode):
-        b = TensorNode(np.asarray(b, dtype=a.dtype), requires_grad=False)
-    return cls.do_forward(a, b)
+    return cls.do_forward(*_pair(a, b, cls._native))
 
 
 def maximum(a, b):
@@ -108,73 +120,70 @@ def greater_equal(a, b):
 
 def negative(x):
     """-x."""
-    return ops.Negative.do_forward(_node(x))
+    return ops.Negative.do_forward(_node(x, ops.Negative._native))
 
 
 def exp(x):
     """exp(x)."""
-    return ops.Exp.do_forward(_node(x))
+    return ops.Exp.do_forward(_node(x, ops.Exp._native))
 
 
 def log(x):
     """Natural log; nan for x < 0 and -inf at 0, as in numpy."""
-    return ops.Log.do_forward(_node(x))
+    return ops.Log.do_forward(_node(x, ops.Log._native))
 
 
 def sqrt(x):
     """Square root; nan for x < 0, as in numpy."""
-    return ops.Sqrt.do_forward(_node(x))
+    return ops.Sqrt.do_forward(_node(x, ops.Sqrt._native))
 
 
 def abs(x):
     """|x| (gradient 0 at 0)."""
-    return ops.Abs.do_forward(_node(x))
+    return ops.Abs.do_forward(_node(x, ops.Abs._native))
 
 
 def square(x):
     """x ** 2."""
-    return ops.Square.do_forward(_node(x))
+    return ops.Square.do_forward(_node(x, ops.Square._native))
 
 
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x))."""
-    return ops.Sigmoid.do_forward(_node(x))
+    return ops.Sigmoid.do_forward(_node(x, ops.Sigmoid._native))
 
 
 def tanh(x):
     """Hyperbolic tangent."""
-    return ops.Tanh.do_forward(_node(x))
+    return ops.Tanh.do_forward(_node(x, ops.Tanh._native))
 
 
 def relu(x):
     """max(x, 0)."""
-    return ops.ReLU.do_forward(_node(x))
+    return ops.ReLU.do_forward(_node(x, ops.ReLU._native))
 
 
 def leaky_relu(x, slope=0.01):
     """x where x > 0, slope * x elsewhere."""
-    return ops.LeakyReLU.do_forward(_node(x), slope=slope)
+    return ops.LeakyReLU.do_forward(_node(x, ops.LeakyReLU._native), slope=slope)
 
 
 def softplus(x):
     """log(1 + exp(x)), without overflow."""
-    return ops.Softplus.do_forward(_node(x))
+    return ops.Softplus.do_forward(_node(x, ops.Softplus._native))
 
 
 def clip(x, a_min, a_max):
     """Values limited to [a_min, a_max] (None: no bound on that side); gradient 0 outside."""
     lo = -np.inf if a_min is None else a_min
     hi = np.inf if a_max is None else a_max
-    return ops.Clip.do_forward(_node(x), lo=lo, hi=hi)
+    return ops.Clip.do_forward(_node(x, ops.Clip._native), lo=lo, hi=hi)
 
 
 # ---- reductions: axis None (all), an int or a tuple; keepdims keeps reduced axes as size 1 ----
 
 def _reduce(cls, x, axis, keepdims, **kwargs):
-    x = _node(x)
-    if axis == ():  # numpy: reducing over no axes returns the values unchanged
-        return reshape(x, x.shape)
-    return cls.do_forward(x, axis=axis, keepdims=keepdims, **kwargs)
+    return cls.do_forward(_node(x, cls._native), axis=axis, keepdims=keepdims, **kwargs)
 
 
 def sum(x, axis=None, keepdims=False):
@@ -212,13 +221,13 @@ def var(x, axis=None, ddof=0, keepdims=False):
 def matmul(a, b):
     """numpy's matmul: 1-d operands are vectors, 2-d matrices, more dimensions batches of
     matrices (batch axes broadcast)."""
-    a, b = _pair(a, b)
-    return a @ b if isinstance(a, TensorNode) else b.__rmatmul__(a)
+    a, b = _pair(a, b, "matmul")
+    return a @ b
 
 
 def transpose(x, axes=None):
     """Axes reversed (axes=None) or permuted: output axis i is input axis axes[i]."""
-    x = _node(x)
+    x = _node(x, "transpose")
     if axes is None:
         axes = tuple(range(x.ndim))[::-1]
     return ops.Transpose.do_forward(x, axes=axes)
@@ -226,7 +235,7 @@ def transpose(x, axes=None):
 
 def linear(x, weight, bias=None):
     """x @ weight.T + bias in one fused kernel: x (n, in), weight (out, in), bias (out,) or (1, out)."""
-    inputs = [_node(x), _node(weight)] + ([] if bias is None else [_node(bias)])
+    inputs = [_node(v, "linear") for v in ([x, weight] if bias is None else [x, weight, bias])]
     return ops.FusedLinear.do_forward(*inputs)
 
 
@@ -241,7 +250,7 @@ def _shape_arg(shape):
 def reshape(x, shape):
     """The same elements in a new shape; one entry may be -1 (inferred)."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return ops.Reshape.do_forward(_node(x), shape=shape)
+    return ops.Reshape.do_forward(_node(x, ops.Reshape._native), shape=shape)
 
 
 def flatten(x):
@@ -251,7 +260,7 @@ def flatten(x):
 
 def squeeze(x, axis=None):
     """Size-1 axes removed (all of them, or the given axis or tuple of axes)."""
-    x = _node(x)
+    x = _node(x, "squeeze")
     shape = x.shape
     if axis is None:
         axes = {i for i, d in enumerate(shape) if d == 1}
@@ -261,6 +270,8 @@ def squeeze(x, axis=None):
             if not -len(shape) <= a < len(shape):
                 raise IndexError(f"squeeze: axis {a} is out of range for shape {shape}")
             a %= len(shape)
+            if a in axes:
+                raise ValueError(f"squeeze: repeated axis {a}")
             if shape[a] != 1:
                 raise ValueError(f"squeeze: cannot squeeze axis {a} of shape {shape}: its size is {shape[a]}, not 1")
             axes.add(a)
@@ -269,7 +280,7 @@ def squeeze(x, axis=None):
 
 def unsqueeze(x, axis):
     """A size-1 axis inserted at position axis (numpy's expand_dims)."""
-    return ops.Unsqueeze.do_forward(_node(x), dim=axis)
+    return ops.Unsqueeze.do_forward(_node(x, ops.Unsqueeze._native), dim=axis)
 
 
 expand_dims = unsqueeze
@@ -277,12 +288,12 @@ expand_dims = unsqueeze
 
 def broadcast_to(x, shape):
     """numpy's broadcast_to (a copy); the gradient sums over the broadcast axes."""
-    return ops.BroadcastTo.do_forward(_node(x), shape=tuple(shape))
+    return ops.BroadcastTo.do_forward(_node(x, ops.BroadcastTo._native), shape=tuple(shape))
 
 
 def concatenate(nodes, axis=0):
     """Nodes joined along an existing axis."""
-    nodes = [_node(n) for n in nodes]
+    nodes = [_node(n, "concatenate") for n in nodes]
     if not nodes:
         raise ValueError("concatenate: need at least one node")
     return ops.Concatenate.do_forward(*nodes, axis=axis)
@@ -290,12 +301,15 @@ def concatenate(nodes, axis=0):
 
 def stack(nodes, axis=0):
     """Nodes of one shape joined along a new axis (unsqueeze each, then concatenate)."""
-    nodes = [_node(n) for n in nodes]
+    nodes = [_node(n, "stack") for n in nodes]
     if not nodes:
         raise ValueError("stack: need at least one node")
     shapes = {n.shape for n in nodes}
     if len(shapes) > 1:
         raise ValueError(f"stack: all nodes must have the same shape, got {sorted(shapes)}")
+    ndim = nodes[0].ndim
+    if not -(ndim + 1) <= axis <= ndim:
+        raise IndexError(f"stack: axis {axis} is out of range for stacking nodes of {ndim} dimensions")
     return concatenate([unsqueeze(n, axis) for n in nodes], axis=axis)
 
 
@@ -308,7 +322,7 @@ def getitem(x, key):
     """x[key] with numpy's indexing rules: ints, slices, None, Ellipsis, integer arrays and
     boolean masks (a TensorNode key is read as a mask of its non-zero values). The gradient goes
     back to the indexed positions; repeated indices add up."""
-    x = _node(x)
+    x = _node(x, "getitem")
     if isinstance(key, TensorNode):
         key = key.value != 0
     key = key if isinstance(key, tuple) else (key,)
@@ -329,7 +343,7 @@ def getitem(x, key):
 # ---- neural-network functions (fused kernels) ----
 
 def _along_last(cls, x, axis):
-    x = _node(x)
+    x = _node(x, cls._native)
     if x.ndim == 0:
         raise ValueError(f"{cls.__name__}: needs at least 1 dimension, got a scalar")
     axis = axis % x.ndim if -x.ndim <= axis < x.ndim else None
@@ -357,43 +371,37 @@ log_softmax = logsoftmax
 
 def cross_entropy(logits, targets, reduction="mean"):
     """Cross-entropy of logits (n, C) against integer class targets (n,); 'mean' or 'sum'."""
-    return ops.CrossEntropy.do_forward(_node(logits), targets=np.asarray(targets), reduction=reduction)
+    return ops.CrossEntropy.do_forward(_node(logits, "cross_entropy"), targets=np.asarray(targets), reduction=reduction)
 
 
 def binary_cross_entropy(probs, targets, reduction="mean"):
     """Binary cross-entropy of probabilities against targets in [0, 1] (same shape)."""
-    p = _node(probs)
-    return ops.BinaryCrossEntropy.do_forward(p, _like(targets, p), reduction=reduction)
+    p = _node(probs, "binary_cross_entropy")
+    return ops.BinaryCrossEntropy.do_forward(p, _node(targets, "binary_cross_entropy", p.dtype), reduction=reduction)
 
 
 def binary_cross_entropy_with_logits(logits, targets, reduction="mean"):
     """Binary cross-entropy from logits (sigmoid inside, stable) against targets in [0, 1]."""
-    z = _node(logits)
-    return ops.BinaryCrossEntropyWithLogits.do_forward(z, _like(targets, z), reduction=reduction)
+    op = "binary_cross_entropy_with_logits"
+    z = _node(logits, op)
+    return ops.BinaryCrossEntropyWithLogits.do_forward(z, _node(targets, op, z.dtype), reduction=reduction)
 
 
 def mse_loss(prediction, target, reduction="mean"):
     """Mean (or sum) of squared differences; prediction and target have the same shape."""
-    p = _node(prediction)
-    return ops.MSELoss.do_forward(p, _like(target, p), reduction=reduction)
+    p = _node(prediction, "mse_loss")
+    return ops.MSELoss.do_forward(p, _node(target, "mse_loss", p.dtype), reduction=reduction)
 
 
 def nll_loss(logprobs, targets, reduction="mean"):
     """Negative log-likelihood of integer targets (n,) under log-probabilities (n, C): the mean
     (or sum) of -logprobs[i, targets[i]]."""
-    picked = ops.Select.do_forward(_node(logprobs), indices=np.asarray(targets))
+    picked = ops.Select.do_forward(_node(logprobs, "nll_loss"), indices=np.asarray(targets))
     if reduction == "mean":
         return -mean(picked)
     if reduction == "sum":
         return -sum(picked)
     raise ValueError(f"nll_loss: reduction must be 'mean' or 'sum', got {reduction!r}")
-
-
-def _like(x, node):
-    """A target as a node of node's dtype (a constant unless it is a node already)."""
-    if isinstance(x, TensorNode):
-        return x
-    return TensorNode(np.asarray(x, dtype=node.dtype), requires_grad=False)
 
 
 def logceloss(logprobs, targets):
@@ -411,8 +419,8 @@ def celoss(outputs, targets):
 
 def _inplace(fn, symbol):
     def method(x, other):
-        if x.source is not None:  # a node in the graph: a new node, as x = x <op> other
-            return fn(x, other)
+        if x.source is not None or (is_grad_enabled() and isinstance(other, TensorNode) and other.requires_grad):
+            return fn(x, other)  # part of a graph: a new node, as x = x <op> other, so gradients stay right
         if x.requires_grad and is_grad_enabled():
             raise RuntimeError(f"in-place {symbol}= on a leaf node that requires grad would bypass the graph; "
                                f"write updates inside `with vg.no_grad():`, or use x = x {symbol} other")
@@ -424,7 +432,8 @@ def _inplace(fn, symbol):
         x._bump_version()  # graphs that saved the old value will refuse to backward through it
         return x
 
-    method.__doc__ = f"x {symbol}= other: in place on a leaf (bumping its version), else x = x {symbol} other."
+    method.__doc__ = (f"x {symbol}= other: in place on a leaf (bumping its version); x = x {symbol} other when "
+                      "x or other is part of a graph")
     return method
 
 

@@ -1,7 +1,8 @@
 """Modules: a forward that composes ops, and the parameters it owns.
 
 Assigning a TensorNode leaf that requires grad to a module attribute registers it as a parameter;
-assigning a Module (or a list or tuple of Modules) registers a sub-module. ``parameters()``,
+assigning a Module registers a sub-module; lists, tuples and dicts of them count too (their
+contents as they are when parameters are collected, named attribute.index or attribute.key). ``parameters()``,
 ``named_parameters()``, ``train()``, ``eval()``, ``zero_grad()``, ``state_dict()`` and
 ``load_state_dict()`` follow PyTorch; a subclass may still override ``parameters()`` as in vugrad.
 """
@@ -13,6 +14,10 @@ from . import init as initialisers
 from .core import TensorNode
 
 
+def _is_parameter(value):
+    return isinstance(value, TensorNode) and value.is_leaf and value.requires_grad
+
+
 class Module:
     """Base class of models and layers: ``module(x)`` calls ``forward(x)``."""
 
@@ -22,21 +27,31 @@ class Module:
         pass
 
     def __setattr__(self, name, value):
-        params = self.__dict__.setdefault("_parameters", {})
-        modules = self.__dict__.setdefault("_modules", {})
-        params.pop(name, None)
-        modules.pop(name, None)
-        if isinstance(value, TensorNode) and value.is_leaf and value.requires_grad:
-            params[name] = value
-        elif isinstance(value, Module) or (
-                isinstance(value, (list, tuple)) and value and all(isinstance(v, Module) for v in value)):
-            modules[name] = value
+        registry = self.__dict__.setdefault("_registry", {})
+        if _is_parameter(value) or isinstance(value, (Module, list, tuple, dict)):
+            registry[name] = None  # kept in first-assignment order; looked up when walked
+        else:
+            registry.pop(name, None)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        self.__dict__.get("_parameters", {}).pop(name, None)
-        self.__dict__.get("_modules", {}).pop(name, None)
+        self.__dict__.get("_registry", {}).pop(name, None)
         object.__delattr__(self, name)
+
+    def _members(self):
+        """(name, value) for registered parameters and modules, looking into lists, tuples and
+        dicts (named name.index or name.key) as they are now."""
+        for name in self.__dict__.get("_registry", {}):
+            value = self.__dict__.get(name)
+            if isinstance(value, dict):
+                items = [(f"{name}.{k}", v) for k, v in value.items()]
+            elif isinstance(value, (list, tuple)):
+                items = [(f"{name}.{i}", v) for i, v in enumerate(value)]
+            else:
+                items = [(name, value)]
+            for key, v in items:
+                if _is_parameter(v) or isinstance(v, Module):
+                    yield key, v
 
     def register_buffer(self, name, array):
         """Keep an array (not learned, e.g. running statistics) in state_dict under ``name``."""
@@ -51,12 +66,9 @@ class Module:
 
     def named_children(self):
         """(name, module) for each direct sub-module; modules in a list are named name.i."""
-        for name, value in self.__dict__.get("_modules", {}).items():
+        for name, value in self._members():
             if isinstance(value, Module):
                 yield name, value
-            else:
-                for i, m in enumerate(value):
-                    yield f"{name}.{i}", m
 
     def named_parameters(self, prefix=""):
         """(dotted name, parameter) for this module's parameters and its sub-modules', each once."""
@@ -67,10 +79,11 @@ class Module:
                 yield name, p
 
     def _named_parameters(self, prefix):
-        for name, p in self.__dict__.get("_parameters", {}).items():
-            yield prefix + name, p
-        for name, m in self.named_children():
-            yield from m._named_parameters(prefix + name + ".")
+        for name, value in self._members():
+            if isinstance(value, Module):
+                yield from value._named_parameters(prefix + name + ".")
+            else:
+                yield prefix + name, value
 
     def parameters(self):
         """The TensorNodes this module learns, each once."""

@@ -158,14 +158,11 @@ class BatchMM(NativeOp):
 
 
 def _reduction(axis=None, keepdims=False):
-    """Engine constants of a reduction: (keepdims, axis...); no axes means all of them."""
+    """Engine constants of a reduction: (keepdims, number of axes or -1 for all, axis...)."""
     if axis is None:
-        axes = ()
-    elif isinstance(axis, (tuple, list)):
-        axes = tuple(int(a) for a in axis)
-    else:
-        axes = (int(axis),)
-    return (int(bool(keepdims)),) + axes, (), None
+        return (int(bool(keepdims)), -1), (), None
+    axes = tuple(int(a) for a in axis) if isinstance(axis, (tuple, list)) else (int(axis),)
+    return (int(bool(keepdims)), len(axes)) + axes, (), None
 
 
 class FusedLinear(NativeOp):
@@ -351,9 +348,9 @@ class LogSoftmax(NativeOp):
 _REDUCTIONS = {"mean": 0, "sum": 1}
 
 
-def _loss(reduction):
+def _loss(op, reduction):
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+        raise ValueError(f"{op}: reduction must be 'mean' or 'sum', got {reduction!r}")
     return (_REDUCTIONS[reduction],)
 
 
@@ -364,7 +361,7 @@ class CrossEntropy(NativeOp):
 
     @staticmethod
     def _constants(*, targets, reduction="mean"):
-        return _loss(reduction), (), targets
+        return _loss("cross_entropy", reduction), (), targets
 
 
 class BinaryCrossEntropy(NativeOp):
@@ -374,7 +371,7 @@ class BinaryCrossEntropy(NativeOp):
 
     @staticmethod
     def _constants(reduction="mean"):
-        return _loss(reduction), (), None
+        return _loss("binary_cross_entropy", reduction), (), None
 
 
 class BinaryCrossEntropyWithLogits(NativeOp):
@@ -384,7 +381,7 @@ class BinaryCrossEntropyWithLogits(NativeOp):
 
     @staticmethod
     def _constants(reduction="mean"):
-        return _loss(reduction), (), None
+        return _loss("binary_cross_entropy_with_logits", reduction), (), None
 
 
 class MSELoss(NativeOp):
@@ -393,4 +390,4 @@ class MSELoss(NativeOp):
 
     @staticmethod
     def _constants(reduction="mean"):
-        return _loss(reduction), (), None
+        return _loss("mse_loss", reduction), (), None

@@ -73,7 +73,7 @@ class Optimizer:
                     if v.shape != p.shape:
                         raise ValueError(f"load_state_dict: state {k!r} of parameter {i} has shape {v.shape}, "
                                          f"the parameter {p.shape}")
-                    st[k] = np.ascontiguousarray(v, dtype=p.dtype)
+                    st[k] = np.array(v, dtype=p.dtype, order="C", copy=True)  # later steps leave `state` alone
                 elif k == "step":
                     st[k] = int(v)
             new_state.append(st)
