@@ -6,6 +6,7 @@
 
 #include <Eigen/Core>
 
+#include "gemm.h"
 #include "ops/registry.h"
 #include "optim.h"
 #include "tape.h"
@@ -533,6 +534,15 @@ PYBIND11_MODULE(_core, m) {
              py::arg("weight_decay"), py::arg("momentum"));
     m.def("is_grad_enabled", &grad_enabled);
     m.def("set_grad_enabled", &set_grad_enabled);
-    m.def("set_num_threads", [](int n) { Eigen::setNbThreads(n); }, "Threads for the engine's matrix products.");
+    m.def(
+        "set_num_threads",
+        [](int n) {
+            Eigen::setNbThreads(n);
+            set_blas_threads(n);
+        },
+        "Threads for the engine's matrix products.");
+    m.def("load_blas", &load_blas, "Use cblas_sgemm/dgemm from this shared library for matrix products.");
+    m.def("gemm_backend", &gemm_backend);
+    m.def("set_gemm_backend", &set_gemm_backend);
     m.def("get_num_threads", [] { return Eigen::nbThreads(); });
 }

@@ -387,3 +387,15 @@ def test_adam_trains_an_mlp_on_the_synthetic_task_to_over_90_percent_validation_
     with vg.no_grad():
         predictions = model(vg.TensorNode(xval, requires_grad=False)).value.argmax(axis=1)
     assert (predictions == yval).mean() > 0.9
+
+
+@pytest.mark.parametrize("make", [
+    lambda ps: vg.optim.SGD(ps, momentum=-0.1),
+    lambda ps: vg.optim.SGD(ps, weight_decay=-1.0),
+    lambda ps: vg.optim.Adam(ps, eps=-1e-8),
+    lambda ps: vg.optim.RMSprop(ps, alpha=1.5),
+    lambda ps: vg.optim.RMSprop(ps, momentum=-0.5),
+], ids=["sgd-momentum", "sgd-weight-decay", "adam-eps", "rmsprop-alpha", "rmsprop-momentum"])
+def test_optimisers_reject_negative_or_out_of_range_hyper_parameters_like_pytorch(make):
+    with pytest.raises(ValueError, match="must be"):
+        make([vg.TensorNode(np.zeros(2))])

@@ -1,10 +1,17 @@
 // Matrix products (Eigen GEMM on row-major maps of the tensors' buffers).
+#include "gemm.h"
 #include "ops/common.h"
 #include "ops/kernels.h"
 
 namespace tg {
 
 namespace {
+
+// C (m x n) = op(A) op(B) (+ C when accumulate) for contiguous row-major operands.
+template <class T>
+void mm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, const T* b, T* c, bool accumulate = false) {
+    gemm<T>(ta, tb, m, n, k, T(1), a, ta ? m : k, b, tb ? k : n, accumulate ? T(1) : T(0), c, n);
+}
 
 // numpy's matmul: a 1-d left operand is a row (1, k), a 1-d right operand a column (k, 1), and the
 // leading (batch) axes of operands with 2 or more dimensions broadcast.
@@ -60,16 +67,14 @@ void fwd_matmul(Call& c) {
     with_dtype(c, "matmul", [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
-        if (s.b.size() == 2) {  // one right matrix: all left rows in a single GEMM
-            const int64_t rows = numel_of(Shape(s.a.begin(), s.a.end() - 1));
-            mat<T>(c.out[0], rows, m).noalias() = cmat<T>(c.in[0], rows, k) * cmat<T>(c.in[1], k, m);
-            return;
-        }
         const T *pa = c.in[0].data<T>(), *pb = c.in[1].data<T>();
         T* po = c.out[0].data<T>();
+        if (s.b.size() == 2) {  // one right matrix: all left rows in a single GEMM
+            mm<T>(false, false, numel_of(Shape(s.a.begin(), s.a.end() - 1)), m, k, pa, pb, po);
+            return;
+        }
         for_each_matrix(s, [&](int64_t o, int64_t ia, int64_t ib) {
-            Eigen::Map<Mat<T>>(po + o * n * m, n, m).noalias() =
-                Eigen::Map<const Mat<T>>(pa + ia * n * k, n, k) * Eigen::Map<const Mat<T>>(pb + ib * k * m, k, m);
+            mm<T>(false, false, n, m, k, pa + ia * n * k, pb + ib * k * m, po + o * n * m);
         });
     });
 }
@@ -81,16 +86,16 @@ Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
     with_dtype(c, "matmul", [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
+        const T *pa = a.data<T>(), *pb = b.data<T>(), *pg = g[0].data<T>();
         if (s.b.size() == 2) {
             const int64_t rows = numel_of(Shape(s.a.begin(), s.a.end() - 1));
-            auto gm = cmat<T>(g[0], rows, m);
             if (need[0]) {
                 r[0] = Tensor::empty(a.shape(), a.dtype());
-                mat<T>(r[0], rows, k).noalias() = gm * cmat<T>(b, k, m).transpose();
+                mm<T>(false, true, rows, k, m, pg, pb, r[0].data<T>());
             }
             if (need[1]) {
                 r[1] = Tensor::empty(b.shape(), b.dtype());
-                mat<T>(r[1], k, m).noalias() = cmat<T>(a, rows, k).transpose() * gm;
+                mm<T>(true, false, k, m, rows, pa, pg, r[1].data<T>());
             }
             return;
         }
@@ -99,15 +104,9 @@ Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
         full_b.insert(full_b.end(), {k, m});
         Tensor ga = need[0] ? Tensor::empty(full_a, a.dtype()) : Tensor();
         Tensor gb = need[1] ? Tensor::empty(full_b, b.dtype()) : Tensor();
-        const T *pa = a.data<T>(), *pb = b.data<T>(), *pg = g[0].data<T>();
         for_each_matrix(s, [&](int64_t o, int64_t ia, int64_t ib) {
-            Eigen::Map<const Mat<T>> gm(pg + o * n * m, n, m);
-            if (need[0])
-                Eigen::Map<Mat<T>>(ga.data<T>() + o * n * k, n, k).noalias() =
-                    gm * Eigen::Map<const Mat<T>>(pb + ib * k * m, k, m).transpose();
-            if (need[1])
-                Eigen::Map<Mat<T>>(gb.data<T>() + o * k * m, k, m).noalias() =
-                    Eigen::Map<const Mat<T>>(pa + ia * n * k, n, k).transpose() * gm;
+            if (need[0]) mm<T>(false, true, n, k, m, pg + o * n * m, pb + ib * k * m, ga.data<T>() + o * n * k);
+            if (need[1]) mm<T>(true, false, k, m, n, pa + ia * n * k, pg + o * n * m, gb.data<T>() + o * k * m);
         });
         if (need[0]) r[0] = sum_to(ga, s.a).view(a.shape());
         if (need[1]) r[1] = sum_to(gb, s.b).view(b.shape());
@@ -136,8 +135,7 @@ void fwd_batch_mm(Call& c) {
     with_dtype(c, "batch_mm", [&](auto tag) {
         using T = decltype(tag);
         const auto &w = c.in[0], &x = c.in[1];
-        mat<T>(c.out[0], x.dim(0), w.dim(0)).noalias() =
-            cmat<T>(x, x.dim(0), x.dim(1)) * cmat<T>(w, w.dim(0), w.dim(1)).transpose();
+        mm<T>(false, true, x.dim(0), w.dim(0), x.dim(1), x.data<T>(), w.data<T>(), c.out[0].data<T>());
     });
 }
 // Y = X W^T: dL/dW = G^T X, dL/dX = G W
@@ -147,14 +145,13 @@ Grads bwd_batch_mm(const Call& c, const Grads& g, const Need& need) {
     with_dtype(c, "batch_mm", [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
-        auto gm = cmat<T>(g[0], n, o);
         if (need[0]) {
             r[0] = Tensor::empty(w.shape(), w.dtype());
-            mat<T>(r[0], o, i).noalias() = gm.transpose() * cmat<T>(x, n, i);
+            mm<T>(true, false, o, i, n, g[0].data<T>(), x.data<T>(), r[0].data<T>());
         }
         if (need[1]) {
             r[1] = Tensor::empty(x.shape(), x.dtype());
-            mat<T>(r[1], n, i).noalias() = gm * cmat<T>(w, o, i);
+            mm<T>(false, false, n, i, o, g[0].data<T>(), w.data<T>(), r[1].data<T>());
         }
     });
     return r;
@@ -184,9 +181,10 @@ void fwd_linear(Call& c) {
     with_dtype(c, "linear", [&](auto tag) {
         using T = decltype(tag);
         const auto &x = c.in[0], &w = c.in[1];
-        auto y = mat<T>(c.out[0], x.dim(0), w.dim(0));
-        y.noalias() = cmat<T>(x, x.dim(0), x.dim(1)) * cmat<T>(w, w.dim(0), w.dim(1)).transpose();
-        if (c.in.size() == 3) y.rowwise() += cmat<T>(c.in[2], 1, w.dim(0)).row(0);
+        const int64_t n = x.dim(0), o = w.dim(0);
+        const bool bias = c.in.size() == 3;
+        if (bias) mat<T>(c.out[0], n, o).rowwise() = cmat<T>(c.in[2], 1, o).row(0);
+        mm<T>(false, true, n, o, x.dim(1), x.data<T>(), w.data<T>(), c.out[0].data<T>(), bias);
     });
 }
 // Y = X W^T + b: dL/dX = G W, dL/dW = G^T X, dL/db = column sums of G
@@ -196,18 +194,17 @@ Grads bwd_linear(const Call& c, const Grads& g, const Need& need) {
     with_dtype(c, "linear", [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
-        auto gm = cmat<T>(g[0], n, o);
         if (need[0]) {
             r[0] = Tensor::empty(x.shape(), x.dtype());
-            mat<T>(r[0], n, i).noalias() = gm * cmat<T>(w, o, i);
+            mm<T>(false, false, n, i, o, g[0].data<T>(), w.data<T>(), r[0].data<T>());
         }
         if (need[1]) {
             r[1] = Tensor::empty(w.shape(), w.dtype());
-            mat<T>(r[1], o, i).noalias() = gm.transpose() * cmat<T>(x, n, i);
+            mm<T>(true, false, o, i, n, g[0].data<T>(), x.data<T>(), r[1].data<T>());
         }
         if (c.in.size() == 3 && need[2]) {
             r[2] = Tensor::empty(c.in[2].shape(), c.in[2].dtype());
-            mat<T>(r[2], 1, o) = gm.colwise().sum();
+            mat<T>(r[2], 1, o) = cmat<T>(g[0], n, o).colwise().sum();
         }
     });
     return r;

@@ -76,9 +76,9 @@ def _build(node, arrays, path):
         if key not in arrays:
             raise ValueError(f"load: {path} lacks the array {node['array']!r} its index names (truncated or edited?)")
         return arrays[key]
-    if "dict" in node:
+    if "dict" in node and isinstance(node["dict"], dict):
         return {k: _build(v, arrays, path) for k, v in node["dict"].items()}
-    if "list" in node:
+    if "list" in node and isinstance(node["list"], list):
         return [_build(v, arrays, path) for v in node["list"]]
     if "value" not in node:
         raise ValueError(f"load: {path} has a malformed index")

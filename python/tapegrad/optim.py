@@ -28,6 +28,11 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}: parameter {i} was made by an op; optimisers update leaves")
         if lr < 0:
             raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {lr}")
+        for name in ("momentum", "weight_decay", "eps", "dampening"):
+            if hyper.get(name, 0) < 0:
+                raise ValueError(f"{type(self).__name__}: {name} must be >= 0, got {hyper[name]}")
+        if not 0 <= hyper.get("alpha", 0) <= 1:
+            raise ValueError(f"{type(self).__name__}: alpha must be in [0, 1], got {hyper['alpha']}")
         self.lr = lr
         self.hyper = hyper
         self.state = [{} for _ in self.params]  # name -> array, and "step"
