@@ -111,6 +111,12 @@ NodePtr as_node(py::handle obj, const Node& like, const char* op) {
     return std::make_shared<Node>(std::move(t), false);
 }
 
+py::tuple shape_tuple(const Shape& shape) {
+    py::tuple t(shape.size());
+    for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+    return t;
+}
+
 py::object nodes_out(const std::vector<NodePtr>& nodes) {
     if (nodes.size() == 1) return py::cast(nodes[0]);
     return py::cast(nodes);
@@ -366,13 +372,13 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
                                "Counter of in-place changes to the value through the library.")
         .def("_bump_version", [](const Node& n) { n.value.bump_version(); })
-        .def_property_readonly("shape", [](const Node& n) { return py::tuple(py::cast(n.value.shape())); })
+        .def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.value.shape()); })
         .def_property_readonly("ndim", [](const Node& n) { return n.value.ndim(); })
         .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.value.dtype()); })
         .def(
             "size",
             [](const Node& n, py::object dim) -> py::object {
-                py::tuple shape = py::cast(n.value.shape());
+                py::tuple shape = shape_tuple(n.value.shape());
                 if (dim.is_none()) return shape;
                 return py::int_(n.value.dim(normalize_axis(dim.cast<int64_t>(), n.value.ndim(), "size")));
             },
@@ -451,9 +457,10 @@ PYBIND11_MODULE(_core, m) {
         "forward",
         [](int op, py::sequence arrays, std::vector<int64_t> ints, std::vector<double> reals, py::object index) {
             const char* name = op_table().at(static_cast<size_t>(op)).name;
-            std::vector<Tensor> in;
-            for (auto a : arrays) in.push_back(to_tensor(a, name, true));
-            NativeContext ctx{op, run_forward(op, std::move(in), make_attrs(std::move(ints), std::move(reals), index, name))};
+            NativeContext ctx{op, {}};
+            for (auto a : arrays) ctx.call.in.push_back(to_tensor(a, name, true));
+            ctx.call.attrs = make_attrs(std::move(ints), std::move(reals), index, name);
+            run_forward(op, ctx.call);
             py::list outs;
             for (const auto& t : ctx.call.out) outs.append(to_numpy(t));
             return py::make_tuple(outs, std::move(ctx));

@@ -95,36 +95,37 @@ std::string OpNode::name() const { return external ? external->name() : op_table
 bool grad_enabled() { return grad_mode; }
 void set_grad_enabled(bool enabled) { grad_mode = enabled; }
 
-Call run_forward(int op, std::vector<Tensor> inputs, Attrs attrs) {
+void run_forward(int op, Call& c) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
-    const std::string name = def.name;
+    const char* name = def.name;
+    std::vector<Tensor>& inputs = c.in;
     if (def.arity >= 0 ? static_cast<int>(inputs.size()) != def.arity : inputs.empty())
-        throw std::invalid_argument(name + ": expected " +
+        throw std::invalid_argument(std::string(name) + ": expected " +
                                     (def.arity >= 0 ? std::to_string(def.arity) : std::string("at least 1")) +
                                     " input(s), got " + std::to_string(inputs.size()));
-    if (def.n_ints >= 0 && static_cast<int>(attrs.ints.size()) != def.n_ints)
-        throw std::invalid_argument(name + ": expected " + std::to_string(def.n_ints) +
-                                    " integer attribute(s), got " + std::to_string(attrs.ints.size()));
-    if (static_cast<int>(attrs.reals.size()) != def.n_reals)
-        throw std::invalid_argument(name + ": expected " + std::to_string(def.n_reals) +
-                                    " real attribute(s), got " + std::to_string(attrs.reals.size()));
+    if (def.n_ints >= 0 && static_cast<int>(c.attrs.ints.size()) != def.n_ints)
+        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(def.n_ints) +
+                                    " integer attribute(s), got " + std::to_string(c.attrs.ints.size()));
+    if (static_cast<int>(c.attrs.reals.size()) != def.n_reals)
+        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(def.n_reals) +
+                                    " real attribute(s), got " + std::to_string(c.attrs.reals.size()));
     DType dt = inputs[0].dtype();
     for (const auto& t : inputs) {
         if (!is_float(t.dtype()))
-            throw DTypeError(name + ": unsupported dtype " + dtype_name(t.dtype()) + " (expected float32 or float64)");
+            throw DTypeError(std::string(name) + ": unsupported dtype " + dtype_name(t.dtype()) +
+                             " (expected float32 or float64)");
         dt = promote(dt, t.dtype());
     }
-    Call c;
-    for (auto& t : inputs) c.in.push_back(t.to(dt));
-    c.attrs = std::move(attrs);
-    const std::vector<Shape> shapes = def.shape(def.name, c);
+    for (auto& t : inputs)
+        if (t.dtype() != dt) t = t.to(dt);
+    std::vector<Shape> shapes = def.shape(name, c);
+    c.out.clear();
     if (!def.forward) {
         c.out.push_back(c.in[0].view(shapes[0]));
     } else {
         for (const auto& s : shapes) c.out.push_back(Tensor::empty(s, dt));
         def.forward(c);
     }
-    return c;
 }
 
 std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads) {
@@ -143,13 +144,12 @@ std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Ten
     return def.backward(call, g, std::vector<bool>(call.in.size(), true));
 }
 
-static std::vector<NodePtr> connect(OpNodePtr op, std::vector<Tensor> outputs, bool record) {
+static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tensor>& outputs, bool record) {
     std::vector<NodePtr> nodes;
-    for (auto& t : outputs) {
-        auto n = std::make_shared<Node>(std::move(t), record);
+    nodes.reserve(outputs.size());
+    for (const auto& t : outputs) {
+        auto n = std::make_shared<Node>(t, record);
         if (record) {
-            op->out_shapes.push_back(n->value.shape());
-            op->out_dtypes.push_back(n->value.dtype());
             op->outputs.push_back(n);
             n->source = op;
         }
@@ -166,33 +166,31 @@ static bool should_record(const std::vector<NodePtr>& inputs) {
 }
 
 std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
-    std::vector<Tensor> values;
-    for (const auto& n : inputs) values.push_back(n->value);
-    Call call = run_forward(op, std::move(values), std::move(attrs));
     const bool rec = op_table()[static_cast<size_t>(op)].backward && should_record(inputs);
+    Call local;
     auto node = rec ? std::make_shared<OpNode>() : nullptr;
-    std::vector<Tensor> outs = call.out;
-    if (rec) {
-        node->op = op;
-        node->call = std::move(call);
-        node->inputs = inputs;
-        remember_versions(*node);
-    }
-    return connect(node, std::move(outs), rec);
+    Call& call = rec ? node->call : local;
+    call.in.reserve(inputs.size());
+    for (const auto& n : inputs) call.in.push_back(n->value);
+    call.attrs = std::move(attrs);
+    run_forward(op, call);
+    if (!rec) return connect(nullptr, call.out, false);
+    node->op = op;
+    node->inputs = inputs;
+    remember_versions(*node);
+    return connect(node, call.out, true);
 }
 
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs) {
-    const bool rec = should_record(inputs);
-    auto node = rec ? std::make_shared<OpNode>() : nullptr;
-    if (rec) {
-        node->external = std::move(op);
-        node->inputs = inputs;
-        for (const auto& n : inputs) node->call.in.push_back(n->value);  // the tensors the forward saw
-        node->call.out = outputs;
-        remember_versions(*node);
-    }
-    return connect(node, std::move(outputs), rec);
+    if (!should_record(inputs)) return connect(nullptr, outputs, false);
+    auto node = std::make_shared<OpNode>();
+    node->external = std::move(op);
+    node->inputs = inputs;
+    for (const auto& n : inputs) node->call.in.push_back(n->value);  // the tensors the forward saw
+    node->call.out = std::move(outputs);
+    remember_versions(*node);
+    return connect(node, node->call.out, true);
 }
 
 void backward(const NodePtr& root, bool retain_graph) {
@@ -215,14 +213,14 @@ void backward(const NodePtr& root, bool retain_graph) {
         std::vector<Tensor> grads;
         std::vector<NodePtr> outs;
         bool reached = false;
-        for (size_t k = 0; k < op.out_shapes.size(); ++k) {
+        for (size_t k = 0; k < op.outputs.size(); ++k) {
             outs.push_back(op.outputs[k].lock());
             const NodePtr& out = outs.back();
             if (out && out->grad.defined()) {
                 grads.push_back(out->grad);
                 reached = true;
             } else {
-                grads.push_back(Tensor::zeros(op.out_shapes[k], op.out_dtypes[k]));
+                grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
             }
         }
         if (reached) {

@@ -47,8 +47,6 @@ struct OpNode {
     std::unique_ptr<ExternalOp> external;
     std::vector<NodePtr> inputs;
     std::vector<std::weak_ptr<Node>> outputs;  // weak: outputs own their source, not the reverse
-    std::vector<Shape> out_shapes;
-    std::vector<DType> out_dtypes;
     std::vector<uint64_t> versions;  // versions of the saved tensors when the forward ran
     bool freed = false;              // saved values released by a backward without retain_graph
     bool differentiated = false;     // a backward has run through this op
@@ -61,9 +59,9 @@ using OpNodePtr = std::shared_ptr<OpNode>;
 bool grad_enabled();
 void set_grad_enabled(bool enabled);  // per thread
 
-// Runs a native op on plain tensors: checks arity and dtypes, promotes float32/float64 to the wider
-// type, applies the shape rule and the forward kernel.
-Call run_forward(int op, std::vector<Tensor> inputs, Attrs attrs);
+// Runs a native op on the call's inputs and attributes: checks arity and dtypes, promotes
+// float32/float64 to the wider type, applies the shape rule and the forward kernel to fill call.out.
+void run_forward(int op, Call& call);
 // Runs a native op's backward for a Call from run_forward (all input gradients wanted).
 std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads);
 

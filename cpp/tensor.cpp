@@ -52,6 +52,10 @@ int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
     return axis < 0 ? axis + ndim : axis;
 }
 
+Buffer::~Buffer() {
+    if (owns) Eigen::internal::aligned_free(data);
+}
+
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     Tensor t;
     t.shape_ = shape;
@@ -59,10 +63,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
     t.dtype_ = dtype;
     t.buf_ = std::make_shared<Buffer>();
     t.buf_->bytes = t.nbytes();
-    // 64-byte alignment lets Eigen use aligned vector loads; never a null pointer, even for 0 bytes.
-    void* p = Eigen::internal::aligned_malloc(t.buf_->bytes ? t.buf_->bytes : 1);
-    t.buf_->data = p;
-    t.buf_->owner = std::shared_ptr<void>(p, [](void* q) { Eigen::internal::aligned_free(q); });
+    // Aligned for vector loads; never a null pointer, even for 0 bytes.
+    t.buf_->data = Eigen::internal::aligned_malloc(t.buf_->bytes ? t.buf_->bytes : 1);
+    t.buf_->owns = true;
     return t;
 }
 
