@@ -454,6 +454,21 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("op"), py::arg("inputs"), py::arg("ints"), py::arg("reals"), py::arg("index"));
     m.def(
+        "apply_plain",
+        [](int op, py::args inputs) {
+            const char* name = op_table().at(static_cast<size_t>(op)).name;
+            std::vector<NodePtr> nodes;
+            nodes.reserve(inputs.size());
+            for (size_t i = 0; i < inputs.size(); ++i) {
+                if (!py::isinstance<Node>(inputs[i]))
+                    throw DTypeError(std::string(name) + ": all inputs must be TensorNodes; input " + std::to_string(i) +
+                                     " is " + std::string(py::str(py::type::of(inputs[i]).attr("__name__"))));
+                nodes.push_back(inputs[i].cast<NodePtr>());
+            }
+            return nodes_out(apply_op(op, nodes, {}));
+        },
+        "apply(op, *nodes) for ops without constants: the short path of Op.do_forward.");
+    m.def(
         "forward",
         [](int op, py::sequence arrays, std::vector<int64_t> ints, std::vector<double> reals, py::object index) {
             const char* name = op_table().at(static_cast<size_t>(op)).name;

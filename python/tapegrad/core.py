@@ -120,6 +120,7 @@ class NativeOp(Op):
 
     _native = None  # the engine's name of the op
     _index = None   # its row in the engine's op table
+    _plain = False  # takes no constants: do_forward goes straight to the engine
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -128,6 +129,7 @@ class NativeOp(Op):
             _core.register_op_class(cls._index, cls)
         elif "forward" in cls.__dict__ or "backward" in cls.__dict__:
             cls._index = None
+        cls._plain = cls._index is not None and cls._constants is NativeOp._constants
 
     @staticmethod
     def _constants():
@@ -143,6 +145,8 @@ class NativeOp(Op):
 
     @classmethod
     def do_forward(cls, *inputs, **kwargs):
+        if cls._plain and not kwargs:
+            return _core.apply_plain(cls._index, *inputs)
         if cls._index is None:
             return super().do_forward(*inputs, **kwargs)
         return _core.apply(cls._index, inputs, *cls._parse(kwargs))
