@@ -5,6 +5,9 @@
 #include <pybind11/stl.h>
 
 #include <Eigen/Core>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "gemm.h"
 #include "ops/registry.h"
@@ -559,7 +562,11 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "set_num_threads",
         [](int n) {
+            if (n < 1) throw std::invalid_argument("set_num_threads: need at least 1 thread, got " + std::to_string(n));
             Eigen::setNbThreads(n);
+#ifdef _OPENMP
+            omp_set_num_threads(n);
+#endif
             set_blas_threads(n);
         },
         "Threads for the engine's matrix products.");

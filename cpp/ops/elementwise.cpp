@@ -100,7 +100,9 @@ Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op
 template <class F> void unary_fwd(Call& c, const char* op, F f) {
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        vec<T>(c.out[0]) = f(cvec<T>(c.in[0]), T{});
+        parallel_for(c.out[0].numel(), [&](int64_t b, int64_t e) {
+            vec<T>(c.out[0]).segment(b, e - b) = f(cvec<T>(c.in[0]).segment(b, e - b), T{});
+        });
     });
 }
 
@@ -109,7 +111,11 @@ template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        vec<T>(r) = f(cvec<T>(g[0]), cvec<T>(c.in[0]), cvec<T>(c.out[0]), T{});
+        parallel_for(r.numel(), [&](int64_t b, int64_t e) {
+            const int64_t n = e - b;
+            vec<T>(r).segment(b, n) =
+                f(cvec<T>(g[0]).segment(b, n), cvec<T>(c.in[0]).segment(b, n), cvec<T>(c.out[0]).segment(b, n), T{});
+        });
     });
     return {r};
 }
