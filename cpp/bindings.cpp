@@ -139,12 +139,26 @@ bool large(const std::vector<NodePtr>& inputs) {
     return false;
 }
 
+// In anomaly mode, op nodes remember the Python stack that created them, for the error message.
+void remember_trace(const std::vector<NodePtr>& outputs) {
+    if (anomaly_enabled() && !outputs.empty() && outputs[0]->source) {
+        py::list frames = py::module_::import("traceback").attr("format_stack")();
+        std::string trace;
+        for (auto f : frames) trace += std::string(py::str(f));
+        outputs[0]->source->trace = trace;
+    }
+}
+
 std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
+    std::vector<NodePtr> out;
     if (large(inputs)) {
         py::gil_scoped_release nogil;
-        return tg::apply(op, inputs, std::move(attrs));
+        out = tg::apply(op, inputs, std::move(attrs));
+    } else {
+        out = tg::apply(op, inputs, std::move(attrs));
     }
-    return tg::apply(op, inputs, std::move(attrs));
+    remember_trace(out);
+    return out;
 }
 
 // self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
@@ -506,6 +520,7 @@ PYBIND11_MODULE(_core, m) {
                 outs.push_back(to_tensor(o, name + ".forward", owns));
             }
             auto res = tg::record(std::make_unique<PythonOp>(cls, context), nodes, std::move(outs));
+            remember_trace(res);
             return many ? py::cast(res) : py::cast(res[0]);
         },
         "Puts a Python Op's application on the tape.");
@@ -557,6 +572,8 @@ PYBIND11_MODULE(_core, m) {
     py::class_<RmspropConfig>(m, "RmspropConfig")
         .def(py::init<double, double, double, double, double>(), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
              py::arg("weight_decay"), py::arg("momentum"));
+    m.def("is_anomaly_enabled", &anomaly_enabled);
+    m.def("set_anomaly_enabled", &set_anomaly_enabled);
     m.def("is_grad_enabled", &grad_enabled);
     m.def("set_grad_enabled", &set_grad_enabled);
     m.def(

@@ -1,5 +1,6 @@
 #include "tape.h"
 
+#include <Eigen/Core>
 #include <atomic>
 #include <functional>
 
@@ -7,6 +8,7 @@ namespace tg {
 
 namespace {
 thread_local bool grad_mode = true;
+thread_local bool anomaly_mode = false;
 std::atomic<uint64_t> epoch{0};
 
 // Visits every op node below `root` once (each before the op nodes below it are left), calling
@@ -91,6 +93,16 @@ Node::~Node() {
 }
 
 std::string OpNode::name() const { return external ? external->name() : op_table()[op].name; }
+
+bool anomaly_enabled() { return anomaly_mode; }
+void set_anomaly_enabled(bool enabled) { anomaly_mode = enabled; }
+
+static bool all_finite(const Tensor& t) {
+    return float_dispatch(t.dtype(), "detect_anomaly", [&](auto tag) {
+        using T = decltype(tag);
+        return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(t.data<T>(), t.numel()).allFinite();
+    });
+}
 
 bool grad_enabled() { return grad_mode; }
 void set_grad_enabled(bool enabled) { grad_mode = enabled; }
@@ -243,6 +255,10 @@ void backward(const NodePtr& root, bool retain_graph) {
                 if (!need[i] || !g.defined()) continue;
                 if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
                 g = g.to(in.value.dtype());
+                if (anomaly_mode && !all_finite(g))
+                    throw GraphError("detect_anomaly: backward of " + op.name() + " produced nan or inf in the gradient of its input " +
+                                     std::to_string(i) + " (shape " + shape_str(g.shape()) + ")" +
+                                     (op.trace.empty() ? std::string() : "; the op was created at:\n" + op.trace));
                 if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
                     in.grad.add_(g);
                 else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)

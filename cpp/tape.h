@@ -50,6 +50,7 @@ struct OpNode {
     std::vector<uint64_t> versions;  // versions of the saved tensors when the forward ran
     bool freed = false;              // saved values released by a backward without retain_graph
     bool differentiated = false;     // a backward has run through this op
+    std::string trace;               // where the op was created (kept in anomaly mode)
     uint64_t mark = 0;               // epoch of the last traversal that visited this node
 
     std::string name() const;
@@ -58,6 +59,10 @@ using OpNodePtr = std::shared_ptr<OpNode>;
 
 bool grad_enabled();
 void set_grad_enabled(bool enabled);  // per thread
+// Anomaly mode (per thread): backward checks every gradient an op returns and raises a GraphError
+// naming the first op that produced nan or inf.
+bool anomaly_enabled();
+void set_anomaly_enabled(bool enabled);
 
 // Runs a native op on the call's inputs and attributes: checks arity and dtypes, promotes
 // float32/float64 to the wider type, applies the shape rule and the forward kernel to fill call.out.

@@ -186,6 +186,25 @@ class no_grad:
         return wrapper
 
 
+class detect_anomaly:
+    """Context manager in which backward checks each op's gradients and raises RuntimeError at the
+    first op that produces nan or inf, naming it and showing where it was created."""
+
+    def __enter__(self):
+        self._previous = _core.is_anomaly_enabled()
+        _core.set_anomaly_enabled(True)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_anomaly_enabled(self._previous)
+        return False
+
+
+def set_detect_anomaly(enabled):
+    """Turn anomaly mode on or off for this thread (see detect_anomaly)."""
+    _core.set_anomaly_enabled(bool(enabled))
+
+
 def is_grad_enabled():
     """True unless inside ``no_grad()``."""
     return _core.is_grad_enabled()
