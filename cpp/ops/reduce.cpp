@@ -171,6 +171,9 @@ Grads bwd_logsumexp(const Call& c, const Grads& g, const Need&) {
     return {out};
 }
 
+// numpy's divisor for the variance: count - ddof, but never below 0 (0 gives nan or inf, as numpy).
+static double var_divisor(const Reduction& r, const Call& c) { return std::max(static_cast<double>(r.count) - c.attrs.reals[0], 0.0); }
+
 // attrs.reals = {ddof}: sum((x - mean)^2) / (count - ddof); the mean is kept in aux for the backward.
 void fwd_var(Call& c) {
     const Reduction r = reduction("var", c);
@@ -183,7 +186,7 @@ void fwd_var(Call& c) {
         T* po = c.out[0].data<T>();
         std::fill(po, po + c.out[0].numel(), T(0));
         for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { po[k] += (px[i] - pm[k]) * (px[i] - pm[k]); });
-        vec<T>(c.out[0]) /= static_cast<T>(r.count - c.attrs.reals[0]);
+        vec<T>(c.out[0]) /= static_cast<T>(var_divisor(r, c));
     });
 }
 // dL/dx = g * 2 (x - mean) / (count - ddof)
@@ -192,7 +195,7 @@ Grads bwd_var(const Call& c, const Grads& g, const Need&) {
     Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, "var", [&](auto tag) {
         using T = decltype(tag);
-        const T scale = T(2) / static_cast<T>(r.count - c.attrs.reals[0]);
+        const T scale = T(2) / static_cast<T>(var_divisor(r, c));
         const T *px = c.in[0].data<T>(), *pm = c.aux.data<T>(), *pg = g[0].data<T>();
         T* po = out.data<T>();
         for_each_reduced(out.shape(), r.kept, [&](int64_t i, int64_t k) { po[i] = pg[k] * scale * (px[i] - pm[k]); });
