@@ -274,3 +274,228 @@ def test_load_mnist_reports_every_mirror_that_failed(offline_mnist, monkeypatch,
     message = str(error.value)
     assert mirror.as_uri() in message and other.as_uri() in message
     assert os.listdir(cache) == []
+
+
+def test_load_mnist_says_how_to_get_the_data_when_every_mirror_fails(offline_mnist):
+    cache, mirror = offline_mnist  # an empty file:// mirror: what a machine without network sees
+    with pytest.raises(RuntimeError) as error:
+        vg.load_mnist()
+    message = str(error.value)
+    for hint in ("Put the four IDX files", str(cache), "TAPEGRAD_DATA", "load_mnist(path=...)",
+                 "apt-get install dataset-fashion-mnist"):
+        assert hint in message
+
+
+def test_load_mnist_falls_back_to_the_second_mirror(offline_mnist, monkeypatch, tmp_path):
+    cache, empty = offline_mnist
+    second = tmp_path / "second-mirror"
+    xtrain, _, _, _ = write_mnist_folder(second, ntrain=4, ntest=3)
+    for name in vg.data.MNIST_FILES:
+        monkeypatch.setitem(vg.data.MNIST_FILES, name, hashlib.md5((second / name).read_bytes()).hexdigest())
+    monkeypatch.setattr(vg.data, "MNIST_MIRRORS", (empty.as_uri() + "/", second.as_uri() + "/"))
+    (xt, _), _, _ = vg.load_mnist(final=True)
+    np.testing.assert_array_equal(xt, xtrain.reshape(4, 784))
+
+
+def test_load_mnist_downloads_only_the_files_the_cache_lacks(offline_mnist, monkeypatch):
+    cache, mirror = offline_mnist
+    write_mnist_folder(cache, ntrain=4, ntest=3)
+    os.remove(cache / TEST_LABELS)
+    labels = np.arange(3, dtype=np.uint8)
+    write_idx(mirror / TEST_LABELS, labels)  # the mirror serves only the missing file
+    monkeypatch.setitem(vg.data.MNIST_FILES, TEST_LABELS, hashlib.md5((mirror / TEST_LABELS).read_bytes()).hexdigest())
+    _, (_, ys), _ = vg.load_mnist(final=True)
+    np.testing.assert_array_equal(ys, labels)
+
+
+# ---- Fashion-MNIST: Debian's folder first, else the cache (offline: file:// mirrors) ----
+
+@pytest.fixture
+def offline_fashion(tmp_path, monkeypatch):
+    """No Debian folder, TAPEGRAD_DATA in tmp_path, one file:// mirror; returns (cache, mirror)."""
+    monkeypatch.setattr(vg.data, "FASHION_MNIST_DIR", str(tmp_path / "no-debian-package"))
+    monkeypatch.setenv("TAPEGRAD_DATA", str(tmp_path / "data"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setattr(vg.data, "FASHION_MNIST_MIRRORS", (mirror.as_uri() + "/",))
+    return tmp_path / "data" / "fashion-mnist", mirror
+
+
+def test_load_fashion_mnist_reads_the_debian_folder_when_it_is_installed(tmp_path, monkeypatch):
+    debian = tmp_path / "debian"
+    _, _, xtest, ytest = write_mnist_folder(debian, ntrain=5, ntest=2, seed=2)
+    monkeypatch.setattr(vg.data, "FASHION_MNIST_DIR", str(debian))
+    monkeypatch.setattr(vg.data, "FASHION_MNIST_MIRRORS", ())  # any download attempt would fail
+    _, (xs, ys), classes = vg.load_fashion_mnist(final=True)
+    assert classes == 10
+    np.testing.assert_array_equal(xs, xtest.reshape(2, 784))
+    np.testing.assert_array_equal(ys, ytest)
+
+
+def test_load_fashion_mnist_downloads_into_the_cache_without_the_debian_package(offline_fashion, monkeypatch):
+    cache, mirror = offline_fashion
+    xtrain, ytrain, _, _ = write_mnist_folder(mirror, ntrain=6, ntest=2)
+    for name in vg.data.FASHION_MNIST_FILES:
+        monkeypatch.setitem(vg.data.FASHION_MNIST_FILES, name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
+    (xt, yt), _, _ = vg.load_fashion_mnist(final=True, flatten=False)
+    np.testing.assert_array_equal(xt, xtrain)
+    np.testing.assert_array_equal(yt, ytrain)
+    assert sorted(os.listdir(cache)) == sorted(vg.data.FASHION_MNIST_FILES)
+    assert vg.data.fashion_mnist_folder() == str(cache)
+
+
+def test_load_fashion_mnist_refuses_a_wrong_checksum_and_says_how_to_get_the_data_offline(offline_fashion):
+    cache, mirror = offline_fashion
+    write_mnist_folder(mirror, ntrain=4, ntest=2)
+    with pytest.raises(RuntimeError) as error:
+        vg.load_fashion_mnist()
+    message = str(error.value)
+    assert "could not download Fashion-MNIST" in message and "checksum mismatch" in message
+    assert "apt-get install dataset-fashion-mnist" in message and str(cache) in message
+    assert os.listdir(cache) == []
+
+
+def test_the_fashion_mnist_checksums_are_zalandos_published_ones():
+    assert vg.data.FASHION_MNIST_FILES["train-images-idx3-ubyte.gz"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    assert vg.data.FASHION_MNIST_FILES["t10k-labels-idx1-ubyte.gz"] == "bb300cfdad3c16e7a12a480ee83cd310"
+    assert sorted(vg.data.FASHION_MNIST_FILES) == sorted(vg.data.MNIST_FILES)
+
+
+# ---- write_idx ----
+
+@pytest.mark.parametrize("suffix", ["", ".gz"], ids=["raw", "gzip"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+def test_write_idx_round_trips_through_read_idx(tmp_path, dtype, suffix):
+    array = (np.random.default_rng(1).standard_normal((2, 3, 4)) * 40).astype(dtype)
+    path = vg.write_idx(tmp_path / f"a.idx{suffix}", array)
+    result = vg.read_idx(path)
+    assert result.dtype == np.dtype(dtype) and result.shape == (2, 3, 4)
+    np.testing.assert_array_equal(result, array)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64, ">f8", ">i4"])
+def test_write_idx_writes_the_idx_encoding_byte_for_byte(tmp_path, dtype):
+    array = np.arange(12).reshape(3, 4).astype(dtype)
+    vg.write_idx(tmp_path / "a.idx", array)
+    assert (tmp_path / "a.idx").read_bytes() == idx_bytes(array)
+
+
+def test_write_idx_gzips_when_the_name_ends_in_gz(tmp_path):
+    array = np.arange(6, dtype=np.uint8)
+    vg.write_idx(tmp_path / "a.idx.gz", array)
+    assert gzip.decompress((tmp_path / "a.idx.gz").read_bytes()) == idx_bytes(array)
+
+
+def test_write_idx_rejects_a_dtype_idx_cannot_hold(tmp_path):
+    with pytest.raises(TypeError, match="int64"):
+        vg.write_idx(tmp_path / "a.idx", np.arange(3, dtype=np.int64))
+    assert not (tmp_path / "a.idx").exists()
+
+
+# ---- the five-point toy set ----
+
+def test_load_five_points_is_the_labs_centre_point_against_its_four_neighbours():
+    x, y = vg.load_five_points()
+    np.testing.assert_array_equal(x, [[0, 0], [1, 0], [0, -1], [-1, 0], [0, 1]])
+    np.testing.assert_array_equal(y, [1, 0, 0, 0, 0])
+    assert x.dtype == np.float64 and y.dtype == np.int64
+
+
+# ---- batches and DataLoader ----
+
+def numbered(n, features=3):
+    """x whose row i is all i, and y = 10 i, so every batch shows which instances it holds."""
+    return np.repeat(np.arange(n, dtype=np.float64)[:, None], features, axis=1), np.arange(n) * 10
+
+
+@pytest.mark.parametrize("n, size, drop_last, expected", [
+    (10, 4, False, [4, 4, 2]), (10, 4, True, [4, 4]), (8, 4, False, [4, 4]), (8, 4, True, [4, 4]),
+    (3, 5, False, [3]), (3, 5, True, []), (0, 2, False, []), (5, 1, False, [1] * 5)])
+def test_batches_have_batch_size_instances_and_a_shorter_last_one_unless_dropped(n, size, drop_last, expected):
+    x, y = numbered(n)
+    sizes = [len(xb) for xb, _ in vg.batches(x, y, size, drop_last=drop_last)]
+    assert sizes == expected
+
+
+def test_batches_in_order_are_consecutive_slices_with_matching_labels():
+    x, y = numbered(7)
+    got = list(vg.batches(x, y, 3))
+    np.testing.assert_array_equal(got[0][0][:, 0], [0, 1, 2])
+    np.testing.assert_array_equal(got[2][0][:, 0], [6])
+    for xb, yb in got:
+        np.testing.assert_array_equal(xb[:, 0] * 10, yb)
+
+
+def test_shuffled_batches_see_every_instance_once_per_pass_with_labels_kept_alongside():
+    x, y = numbered(103)
+    seen = []
+    for xb, yb in vg.batches(x, y, 10, shuffle=True, seed=3):
+        np.testing.assert_array_equal(xb[:, 0] * 10, yb)
+        seen.extend(xb[:, 0].astype(int))
+    assert sorted(seen) == list(range(103))
+    assert seen != list(range(103))
+
+
+def test_shuffled_batches_are_reproducible_with_a_seed_and_differ_across_seeds():
+    x, y = numbered(50)
+    first, again, other = ([yb for _, yb in vg.batches(x, y, 8, shuffle=True, seed=s)] for s in (1, 1, 2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_shuffled_batches_without_a_seed_follow_numpys_global_generator():
+    x, y = numbered(30)
+    np.random.seed(4)
+    first = np.concatenate([yb for _, yb in vg.batches(x, y, 7, shuffle=True)])
+    np.random.seed(4)
+    second = np.concatenate([yb for _, yb in vg.batches(x, y, 7, shuffle=True)])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_shuffled_batches_with_drop_last_leave_out_only_the_remainder():
+    x, y = numbered(23)
+    seen = np.concatenate([yb for _, yb in vg.batches(x, y, 5, shuffle=True, drop_last=True, seed=0)])
+    assert len(seen) == 20 and len(set(seen)) == 20
+
+
+def test_batches_of_x_alone_yield_arrays():
+    x, _ = numbered(5)
+    got = list(vg.batches(x, batch_size=2))
+    assert [b.shape for b in got] == [(2, 3), (2, 3), (1, 3)]
+
+
+@pytest.mark.parametrize("size", [0, -1, 2.5, "4", True, None])
+def test_batches_reject_a_batch_size_that_is_not_a_positive_integer(size):
+    x, y = numbered(4)
+    with pytest.raises(ValueError, match="batch_size"):
+        list(vg.batches(x, y, size))
+    with pytest.raises(ValueError, match="batch_size"):
+        vg.DataLoader(x, y, size)
+
+
+def test_batches_reject_arrays_of_different_lengths():
+    x, y = numbered(4)
+    with pytest.raises(ValueError, match="different numbers of instances: 4, 3"):
+        list(vg.batches(x, y[:3], 2))
+    with pytest.raises(ValueError, match="different numbers"):
+        vg.DataLoader(x, y[:3], 2)
+
+
+def test_data_loader_gives_a_new_order_each_epoch_and_the_same_sequence_for_the_same_seed():
+    x, y = numbered(40)
+    epochs = [[np.concatenate([yb for _, yb in loader]) for _ in range(3)]
+              for loader in (vg.DataLoader(x, y, 6, shuffle=True, seed=9) for _ in range(2))]
+    for run in epochs:
+        for order in run:
+            assert sorted(order) == list(range(0, 400, 10))
+        assert not np.array_equal(run[0], run[1])
+    for a, b in zip(*epochs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n, size, drop_last, length", [(10, 4, False, 3), (10, 4, True, 2), (8, 4, False, 2),
+                                                        (0, 3, False, 0)])
+def test_data_loader_length_is_its_number_of_batches(n, size, drop_last, length):
+    x, y = numbered(n)
+    loader = vg.DataLoader(x, y, size, drop_last=drop_last)
+    assert len(loader) == length == len(list(loader))

@@ -8,10 +8,12 @@
 
 from . import functional, init, nn, ops, optim
 from .checkpoint import load, save
-from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, get_num_threads,
-                   is_grad_enabled, no_grad, set_num_threads)
+from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, detect_anomaly, gemm_backend,
+                   get_num_threads, is_grad_enabled, no_grad, set_detect_anomaly, set_gemm_backend, set_num_threads)
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
+from . import data, metrics, plot
+from .data import DataLoader, batches, load_five_points, write_idx
 from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
                          clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,
                          greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_softmax,
