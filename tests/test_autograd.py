@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
-from helpers import numeric_grads
+from helpers import numeric_grads, skip_if_sanitized
 
 
 def randn(*shape, seed=0):
@@ -967,6 +967,7 @@ def resident_megabytes():
 
 
 @pytest.mark.parametrize("reset", ["grad_none", "zero_grad"])
+@skip_if_sanitized
 def test_ten_thousand_training_steps_keep_process_memory_flat(reset):
     if not os.path.exists("/proc/self/status"):
         pytest.skip("needs /proc/self/status")
