@@ -3,9 +3,6 @@
 
 #include <Eigen/Core>
 #include <string>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "ops/registry.h"
 
@@ -26,23 +23,6 @@ template <class T> Eigen::Map<const Mat<T>> cmat(const Tensor& t, int64_t rows, 
 // Runs f(T{}) for the float type of the call's first input.
 template <class F> void with_dtype(const Call& c, const char* op, F&& f) {
     float_dispatch(c.in[0].dtype(), op, f);
-}
-
-// Element-wise work on at least this many elements is split across threads; below it the cost of
-// waking threads exceeds the gain.
-constexpr int64_t kParallelElements = 1 << 16;
-
-// Calls f(begin, end) over chunks covering [0, n): one chunk per thread when n is large.
-template <class F> void parallel_for(int64_t n, F f) {
-#ifdef _OPENMP
-    const int threads = omp_get_max_threads();
-    if (n >= kParallelElements && threads > 1 && !omp_in_parallel()) {
-#pragma omp parallel for schedule(static)
-        for (int c = 0; c < threads; ++c) f(n * c / threads, n * (c + 1) / threads);
-        return;
-    }
-#endif
-    f(int64_t{0}, n);
 }
 
 // numpy's broadcast of two shapes; ValueError naming `op` when they are incompatible.
@@ -87,9 +67,7 @@ void broadcast_apply(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
     const T* pb = b.data<T>();
     T* po = out.data<T>();
     if (a.shape() == out.shape() && b.shape() == out.shape()) {
-        parallel_for(out.numel(), [&](int64_t begin, int64_t end) {
-            for (int64_t i = begin; i < end; ++i) po[i] = f(pa[i], pb[i]);
-        });
+        for (int64_t i = 0, n = out.numel(); i < n; ++i) po[i] = f(pa[i], pb[i]);
         return;
     }
     walk(out.shape(), broadcast_strides(a.shape(), out.shape()), broadcast_strides(b.shape(), out.shape()),

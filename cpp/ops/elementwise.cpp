@@ -97,12 +97,12 @@ Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op
 }
 
 // out = f(x) for Eigen array expressions; f also gets a T so that it can write constants.
+// One thread: these kernels are memory-bound, and a second pool spinning beside the BLAS's threads
+// costs far more on 2 cores than it saves (benchmarks/thread_pools.py).
 template <class F> void unary_fwd(Call& c, const char* op, F f) {
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        parallel_for(c.out[0].numel(), [&](int64_t b, int64_t e) {
-            vec<T>(c.out[0]).segment(b, e - b) = f(cvec<T>(c.in[0]).segment(b, e - b), T{});
-        });
+        vec<T>(c.out[0]) = f(cvec<T>(c.in[0]), T{});
     });
 }
 
@@ -111,11 +111,7 @@ template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        parallel_for(r.numel(), [&](int64_t b, int64_t e) {
-            const int64_t n = e - b;
-            vec<T>(r).segment(b, n) =
-                f(cvec<T>(g[0]).segment(b, n), cvec<T>(c.in[0]).segment(b, n), cvec<T>(c.out[0]).segment(b, n), T{});
-        });
+        vec<T>(r) = f(cvec<T>(g[0]), cvec<T>(c.in[0]), cvec<T>(c.out[0]), T{});
     });
     return {r};
 }
