@@ -131,6 +131,20 @@ std::vector<Shape> shape_batch_mm(const char* op, const Call& c) {
     return {Shape{x.dim(0), w.dim(0)}};
 }
 
+// Y = X W^T for X (n, i) and W (o, i): dL/dX = G W, dL/dW = G^T X, each only when wanted.
+template <class T>
+void xwt_grads(const Tensor& g, const Tensor& x, const Tensor& w, bool want_x, bool want_w, Tensor& gx, Tensor& gw) {
+    const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
+    if (want_x) {
+        gx = Tensor::empty(x.shape(), x.dtype());
+        mm<T>(false, false, n, i, o, g.data<T>(), w.data<T>(), gx.data<T>());
+    }
+    if (want_w) {
+        gw = Tensor::empty(w.shape(), w.dtype());
+        mm<T>(true, false, o, i, n, g.data<T>(), x.data<T>(), gw.data<T>());
+    }
+}
+
 void fwd_batch_mm(Call& c) {
     with_dtype(c, "batch_mm", [&](auto tag) {
         using T = decltype(tag);
@@ -140,20 +154,8 @@ void fwd_batch_mm(Call& c) {
 }
 // Y = X W^T: dL/dW = G^T X, dL/dX = G W
 Grads bwd_batch_mm(const Call& c, const Grads& g, const Need& need) {
-    const auto &w = c.in[0], &x = c.in[1];
     Grads r(2);
-    with_dtype(c, "batch_mm", [&](auto tag) {
-        using T = decltype(tag);
-        const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
-        if (need[0]) {
-            r[0] = Tensor::empty(w.shape(), w.dtype());
-            mm<T>(true, false, o, i, n, g[0].data<T>(), x.data<T>(), r[0].data<T>());
-        }
-        if (need[1]) {
-            r[1] = Tensor::empty(x.shape(), x.dtype());
-            mm<T>(false, false, n, i, o, g[0].data<T>(), w.data<T>(), r[1].data<T>());
-        }
-    });
+    with_dtype(c, "batch_mm", [&](auto tag) { xwt_grads<decltype(tag)>(g[0], c.in[1], c.in[0], need[1], need[0], r[1], r[0]); });
     return r;
 }
 
@@ -189,22 +191,14 @@ void fwd_linear(Call& c) {
 }
 // Y = X W^T + b: dL/dX = G W, dL/dW = G^T X, dL/db = column sums of G
 Grads bwd_linear(const Call& c, const Grads& g, const Need& need) {
-    const auto &x = c.in[0], &w = c.in[1];
     Grads r(c.in.size());
     with_dtype(c, "linear", [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = x.dim(0), o = w.dim(0), i = w.dim(1);
-        if (need[0]) {
-            r[0] = Tensor::empty(x.shape(), x.dtype());
-            mm<T>(false, false, n, i, o, g[0].data<T>(), w.data<T>(), r[0].data<T>());
-        }
-        if (need[1]) {
-            r[1] = Tensor::empty(w.shape(), w.dtype());
-            mm<T>(true, false, o, i, n, g[0].data<T>(), x.data<T>(), r[1].data<T>());
-        }
+        xwt_grads<T>(g[0], c.in[0], c.in[1], need[0], need[1], r[0], r[1]);
         if (c.in.size() == 3 && need[2]) {
+            const int64_t o = c.in[1].dim(0);
             r[2] = Tensor::empty(c.in[2].shape(), c.in[2].dtype());
-            mat<T>(r[2], 1, o) = cmat<T>(g[0], n, o).colwise().sum();
+            mat<T>(r[2], 1, o) = cmat<T>(g[0], c.in[0].dim(0), o).colwise().sum();
         }
     });
     return r;

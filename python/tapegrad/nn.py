@@ -357,56 +357,44 @@ class BatchNorm1d(Module):
 
 # ---- losses as modules ----
 
-class CrossEntropyLoss(Module):
-    """cross_entropy(logits, targets) with reduction 'mean' or 'sum'."""
+class _Loss(Module):
+    """A loss function as a module; ``reduction`` is 'mean' or 'sum' over the instances."""
 
     def __init__(self, reduction="mean"):
         super().__init__()
         self.reduction = reduction
+
+
+class CrossEntropyLoss(_Loss):
+    """cross_entropy(logits, targets)."""
 
     def forward(self, logits, targets):
         return F.cross_entropy(logits, targets, self.reduction)
 
 
-class NLLLoss(Module):
-    """nll_loss(log_probabilities, targets): vugrad's logceloss with reduction 'mean' or 'sum'."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
+class NLLLoss(_Loss):
+    """nll_loss(log_probabilities, targets): vugrad's logceloss with a reduction."""
 
     def forward(self, logprobs, targets):
         return F.nll_loss(logprobs, targets, self.reduction)
 
 
-class BCELoss(Module):
+class BCELoss(_Loss):
     """binary_cross_entropy(probabilities, targets)."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
 
     def forward(self, probs, targets):
         return F.binary_cross_entropy(probs, targets, self.reduction)
 
 
-class BCEWithLogitsLoss(Module):
+class BCEWithLogitsLoss(_Loss):
     """binary_cross_entropy_with_logits(logits, targets)."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
 
     def forward(self, logits, targets):
         return F.binary_cross_entropy_with_logits(logits, targets, self.reduction)
 
 
-class MSELoss(Module):
+class MSELoss(_Loss):
     """mse_loss(prediction, target)."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
 
     def forward(self, prediction, target):
         return F.mse_loss(prediction, target, self.reduction)
