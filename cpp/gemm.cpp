@@ -12,6 +12,10 @@ namespace {
 // CBLAS enums, fixed by the standard.
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
+// Below this many multiply-adds a BLAS call's fixed cost outweighs its speed: Eigen's small-matrix
+// product is faster for the tiny matrices of per-op use.
+constexpr int64_t kBlasMinWork = 32 * 32 * 32;
+
 template <class I, class T>
 using CblasGemm = void (*)(int, int, int, I, I, I, T, const T*, I, const T*, I, T, T*, I);
 
@@ -60,7 +64,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
           int64_t ldb, T beta, T* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
     // BLAS wants leading dimensions >= 1 even for empty operands; Eigen handles those edge cases.
-    if (blas.active && k > 0 && lda > 0 && ldb > 0) {
+    if (blas.active && k > 0 && lda > 0 && ldb > 0 && m * n * k >= kBlasMinWork) {
         if (blas.ilp64) call_blas<int64_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else call_blas<int32_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;

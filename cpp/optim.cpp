@@ -6,59 +6,72 @@
 
 namespace tg {
 
+// Each update is one pass of Eigen expressions over the parameter and its state: no temporary
+// the size of the parameter (a 2.5M-element layer would otherwise allocate 20 MB per step).
+
 // d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first); p -= lr (nesterov ? d + momentum buf : buf)
 void sgd_update(const Tensor& p, const Tensor& g, const Tensor& buf, bool first, const SgdConfig& c) {
     float_dispatch(p.dtype(), "sgd", [&](auto tag) {
         using T = decltype(tag);
         auto pv = vec<T>(p);
-        Vec<T> d = cvec<T>(g) + static_cast<T>(c.weight_decay) * pv;
-        if (c.momentum != 0) {
-            auto b = vec<T>(buf);
-            if (first) b = d;
-            else b = static_cast<T>(c.momentum) * b + static_cast<T>(1 - c.dampening) * d;
-            if (c.nesterov) d += static_cast<T>(c.momentum) * b;
-            else d = b;
+        auto gv = cvec<T>(g);
+        const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum);
+        if (c.momentum == 0) {
+            if (c.weight_decay == 0) pv -= lr * gv;
+            else pv -= lr * (gv + wd * pv);
+            return;
         }
-        pv -= static_cast<T>(c.lr) * d;
+        auto b = vec<T>(buf);
+        if (first) b = gv + wd * pv;
+        else b = mom * b + static_cast<T>(1 - c.dampening) * (gv + wd * pv);
+        if (c.nesterov) pv -= lr * (gv + wd * pv + mom * b);
+        else pv -= lr * b;
     });
 }
 
-// m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
+// p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t step,
                  const AdamConfig& c) {
     float_dispatch(p.dtype(), "adam", [&](auto tag) {
         using T = decltype(tag);
         auto pv = vec<T>(p);
-        Vec<T> grad = cvec<T>(g);
-        if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
-        else if (c.weight_decay != 0) grad += static_cast<T>(c.weight_decay) * pv;
+        auto gv = cvec<T>(g);
         auto mv = vec<T>(m);
         auto vv = vec<T>(v);
-        mv = static_cast<T>(c.beta1) * mv + static_cast<T>(1 - c.beta1) * grad;
-        vv = static_cast<T>(c.beta2) * vv + static_cast<T>(1 - c.beta2) * grad.square();
+        const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), wd = static_cast<T>(c.weight_decay);
+        if (c.decoupled || c.weight_decay == 0) {
+            if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
+            mv = b1 * mv + (T(1) - b1) * gv;
+            vv = b2 * vv + (T(1) - b2) * gv.square();
+        } else {
+            mv = b1 * mv + (T(1) - b1) * (gv + wd * pv);
+            vv = b2 * vv + (T(1) - b2) * (gv + wd * pv).square();
+        }
         const double t = static_cast<double>(step);
         const T correct1 = static_cast<T>(1 - std::pow(c.beta1, t));
         const T correct2 = static_cast<T>(1 - std::pow(c.beta2, t));
-        pv -= static_cast<T>(c.lr) * (mv / correct1) / ((vv / correct2).sqrt() + static_cast<T>(c.eps));
+        pv -= (static_cast<T>(c.lr) / correct1) * mv / ((vv / correct2).sqrt() + static_cast<T>(c.eps));
     });
 }
 
-// g += wd p; sq = alpha sq + (1 - alpha) g^2; step = g / (sqrt(sq) + eps);
+// g' = g + wd p; sq = alpha sq + (1 - alpha) g'^2; step = g' / (sqrt(sq) + eps);
 // with momentum: buf = momentum buf + step, p -= lr buf; else p -= lr step
 void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Tensor& buf, const RmspropConfig& c) {
     float_dispatch(p.dtype(), "rmsprop", [&](auto tag) {
         using T = decltype(tag);
         auto pv = vec<T>(p);
-        Vec<T> grad = cvec<T>(g) + static_cast<T>(c.weight_decay) * pv;
+        auto gv = cvec<T>(g);
         auto s = vec<T>(sq);
-        s = static_cast<T>(c.alpha) * s + static_cast<T>(1 - c.alpha) * grad.square();
-        Vec<T> step = grad / (s.sqrt() + static_cast<T>(c.eps));
+        const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), lr = static_cast<T>(c.lr);
+        const T alpha = static_cast<T>(c.alpha);
+        s = alpha * s + (T(1) - alpha) * (gv + wd * pv).square();
         if (c.momentum != 0) {
             auto b = vec<T>(buf);
-            b = static_cast<T>(c.momentum) * b + step;
-            pv -= static_cast<T>(c.lr) * b;
+            b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);
+            pv -= lr * b;
         } else {
-            pv -= static_cast<T>(c.lr) * step;
+            pv -= lr * (gv + wd * pv) / (s.sqrt() + eps);
         }
     });
 }

@@ -7,7 +7,7 @@ returns a TensorNode; each is one engine op unless its docstring says otherwise.
 
 import numpy as np
 
-from . import ops
+from . import _core, ops
 from .core import TensorNode, is_grad_enabled, no_grad
 
 
@@ -23,6 +23,11 @@ def _node(x, op, dtype=None):
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{op}: unsupported dtype {array.dtype} (expected a float, integer or boolean array)")
     return TensorNode(array if dtype is None else array.astype(dtype), requires_grad=False)
+
+
+def _apply(cls, x):
+    """The short path of a native op without constants on one operand (per-op cost matters)."""
+    return _core.apply_plain(cls._index, x if type(x) is TensorNode else _node(x, cls._native))
 
 
 def _weak(x, like, op):
@@ -120,47 +125,47 @@ def greater_equal(a, b):
 
 def negative(x):
     """-x."""
-    return ops.Negative.do_forward(_node(x, ops.Negative._native))
+    return _apply(ops.Negative, x)
 
 
 def exp(x):
     """exp(x)."""
-    return ops.Exp.do_forward(_node(x, ops.Exp._native))
+    return _apply(ops.Exp, x)
 
 
 def log(x):
     """Natural log; nan for x < 0 and -inf at 0, as in numpy."""
-    return ops.Log.do_forward(_node(x, ops.Log._native))
+    return _apply(ops.Log, x)
 
 
 def sqrt(x):
     """Square root; nan for x < 0, as in numpy."""
-    return ops.Sqrt.do_forward(_node(x, ops.Sqrt._native))
+    return _apply(ops.Sqrt, x)
 
 
 def abs(x):
     """|x| (gradient 0 at 0)."""
-    return ops.Abs.do_forward(_node(x, ops.Abs._native))
+    return _apply(ops.Abs, x)
 
 
 def square(x):
     """x ** 2."""
-    return ops.Square.do_forward(_node(x, ops.Square._native))
+    return _apply(ops.Square, x)
 
 
 def sigmoid(x):
     """Logistic sigmoid 1 / (1 + exp(-x))."""
-    return ops.Sigmoid.do_forward(_node(x, ops.Sigmoid._native))
+    return _apply(ops.Sigmoid, x)
 
 
 def tanh(x):
     """Hyperbolic tangent."""
-    return ops.Tanh.do_forward(_node(x, ops.Tanh._native))
+    return _apply(ops.Tanh, x)
 
 
 def relu(x):
     """max(x, 0)."""
-    return ops.ReLU.do_forward(_node(x, ops.ReLU._native))
+    return _apply(ops.ReLU, x)
 
 
 def leaky_relu(x, slope=0.01):
@@ -170,7 +175,7 @@ def leaky_relu(x, slope=0.01):
 
 def softplus(x):
     """log(1 + exp(x)), without overflow."""
-    return ops.Softplus.do_forward(_node(x, ops.Softplus._native))
+    return _apply(ops.Softplus, x)
 
 
 def clip(x, a_min, a_max):
