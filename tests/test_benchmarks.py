@@ -1,0 +1,119 @@
+"""The benchmark suite: its numpy reference agrees with tapegrad, and run.py writes its JSON.
+
+Speed is measured by benchmarks/run.py, never asserted here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "benchmarks")
+sys.path.insert(0, BENCH)
+
+import models  # noqa: E402
+import numpy_reference as npref  # noqa: E402
+
+import tapegrad as vg  # noqa: E402
+
+
+def batch(n_in, classes, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((models.BATCH, n_in)) * scale, rng.integers(0, classes, models.BATCH)
+
+
+@pytest.mark.parametrize("n_in, hidden, classes, scale", [(2, 8, 2, 1.0), (5, 20, 3, 1.0), (30, 120, 10, 20.0)])
+def test_numpy_reference_matches_tapegrad_loss_and_gradients(n_in, hidden, classes, scale):
+    init = models.glorot_init(n_in, hidden, classes, seed=1)
+    x, y = batch(n_in, classes, seed=2, scale=scale)
+    results = {}
+    for lib in ("tapegrad", "numpy-ref"):
+        t = models.make_trainer(lib, init, np.float64)
+        results[lib] = t.gradients(*t.prepare(x, y))
+    (loss_tg, grads_tg), (loss_np, grads_np) = results["tapegrad"], results["numpy-ref"]
+    assert loss_np == pytest.approx(loss_tg, rel=1e-12)
+    for g_tg, g_np in zip(grads_tg, grads_np):
+        assert g_np.shape == g_tg.shape
+        np.testing.assert_allclose(g_np, g_tg, rtol=1e-10, atol=1e-12)
+
+
+def test_numpy_reference_logsoftmax_rows_are_log_probabilities():
+    x = npref.TensorNode(np.array([[1.0, 2.0, 3.0], [1000.0, 0.0, -1000.0]]))
+    lp = npref.logsoftmax(x).value
+    np.testing.assert_allclose(np.exp(lp).sum(axis=1), [1.0, 1.0])
+    assert np.isfinite(lp[1, 0])
+
+
+def test_numpy_reference_gradient_matches_central_differences():
+    rng = np.random.default_rng(0)
+    init = [v + 0.1 * rng.standard_normal(v.shape) for v in models.glorot_init(3, 6, 4, seed=0)]
+    x, y = rng.standard_normal((5, 3)), rng.integers(0, 4, 5)
+
+    def loss_of(params):
+        return float(npref.logceloss(npref.MLP(*params)(npref.TensorNode(x)), y).value)
+
+    model = npref.MLP(*init)
+    loss = npref.logceloss(model(npref.TensorNode(x)), y)
+    loss.backward()
+    eps = 1e-6
+    for i, p in enumerate(model.parameters()):
+        numeric = np.zeros(p.shape)
+        for idx in np.ndindex(p.shape):
+            up = [v.copy() for v in init]
+            down = [v.copy() for v in init]
+            up[i][idx] += eps
+            down[i][idx] -= eps
+            numeric[idx] = (loss_of(up) - loss_of(down)) / (2 * eps)
+        np.testing.assert_allclose(p.grad, numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_numpy_reference_zero_grad_clears_parameters():
+    model = npref.MLP(*models.glorot_init(2, 8, 2, seed=0))
+    x, y = batch(2, 2, seed=3)
+    loss = npref.logceloss(model(npref.TensorNode(x)), y)
+    loss.backward()
+    assert any(np.abs(p.grad).sum() > 0 for p in model.parameters())
+    loss.zero_grad()
+    assert all(np.abs(p.grad).sum() == 0 for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_training_step_gives_the_same_loss_in_tapegrad_and_the_numpy_reference(dtype):
+    init = models.glorot_init(2, 8, 2, seed=0)
+    (x, y), _, _ = vg.load_synth(num_train=1000, num_val=10, seed=0)
+    losses = {}
+    for lib in ("tapegrad", "numpy-ref"):
+        t = models.make_trainer(lib, init, dtype if lib == "tapegrad" else np.float64, lr=0.01)
+        _, losses[lib] = t.epoch(*t.prepare(x, y))
+    assert losses["tapegrad"] == pytest.approx(losses["numpy-ref"], rel=1e-5 if dtype == np.float32 else 1e-10)
+
+
+def test_run_quick_ops_writes_json_with_the_expected_keys(tmp_path):
+    out = tmp_path / "ops.json"
+    result = subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), "--quick", "--only", "ops",
+                             "--repeats", "1", "--json", str(out)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "| work | tapegrad | numpy-ref | torch |" in result.stdout
+    data = json.loads(out.read_text())
+    assert {"meta", "settings", "rows", "table_markdown"} <= set(data)
+    assert {"cpu", "logical_cores", "numpy", "tapegrad_gemm_backend", "torch"} <= set(data["meta"])
+    assert data["meta"]["tapegrad_gemm_backend"] == vg.core.gemm_backend()
+    keys = {row["key"] for row in data["rows"]}
+    assert keys == {f"ops.{op}.{mode}" for op in ("add", "matmul", "sigmoid") for mode in ("grad", "nograd")}
+    for row in data["rows"]:
+        assert {"work", "unit", "samples", "summary", "ratios", "target"} <= set(row)
+        assert row["summary"]["tapegrad"]["median"] > 0
+        assert row["summary"]["numpy-ref"]["median"] > 0
+        if row["key"].endswith(".grad"):
+            assert row["target"]["against"] == "torch"
+
+
+def test_run_rejects_an_unknown_section():
+    result = subprocess.run([sys.executable, os.path.join(BENCH, "run.py"), "--only", "cifar"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "unknown section" in result.stderr
