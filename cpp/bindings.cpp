@@ -471,6 +471,9 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("op"), py::arg("inputs"), py::arg("ints"), py::arg("reals"), py::arg("index"));
     m.def(
+        "apply1", [](int op, const NodePtr& x) { return nodes_out(apply_op(op, {x}, {})); },
+        "apply(op, node) for one-input ops without constants: the shortest path, for unary functions.");
+    m.def(
         "apply_plain",
         [](int op, py::args inputs) {
             const char* name = op_table().at(static_cast<size_t>(op)).name;

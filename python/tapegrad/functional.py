@@ -27,7 +27,7 @@ def _node(x, op, dtype=None):
 
 def _apply(cls, x):
     """The short path of a native op without constants on one operand (per-op cost matters)."""
-    return _core.apply_plain(cls._index, x if type(x) is TensorNode else _node(x, cls._native))
+    return _core.apply1(cls._index, x if type(x) is TensorNode else _node(x, cls._native))
 
 
 def _weak(x, like, op):
