@@ -142,9 +142,15 @@ bool large(const std::vector<NodePtr>& inputs) {
 // In anomaly mode, op nodes remember the Python stack that created them, for the error message.
 void remember_trace(const std::vector<NodePtr>& outputs) {
     if (anomaly_enabled() && !outputs.empty() && outputs[0]->source) {
+        // The user's frames nearest the call: tapegrad's own are dropped, the last six kept.
         py::list frames = py::module_::import("traceback").attr("format_stack")();
+        std::vector<std::string> mine;
+        for (auto f : frames) {
+            std::string frame = py::str(f);
+            if (frame.find("/tapegrad/") == std::string::npos) mine.push_back(frame);
+        }
         std::string trace;
-        for (auto f : frames) trace += std::string(py::str(f));
+        for (size_t i = mine.size() > 6 ? mine.size() - 6 : 0; i < mine.size(); ++i) trace += mine[i];
         outputs[0]->source->trace = trace;
     }
 }

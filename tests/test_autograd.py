@@ -1080,3 +1080,38 @@ def test_gradients_are_plain_arrays_and_backward_has_no_create_graph():
     loss.backward()
     assert type(x.grad) is np.ndarray
     np.testing.assert_array_equal(x.grad, [3.0, 12.0])
+
+
+# ---- anomaly mode ----
+
+def test_detect_anomaly_makes_backward_raise_at_the_first_op_with_a_nan_gradient_naming_it():
+    x = vg.TensorNode(np.array([4.0, -1.0, 9.0]))
+    with vg.detect_anomaly():
+        loss = (vg.sqrt(x) * 3.0).sum()
+        with pytest.raises(RuntimeError, match=r"detect_anomaly: backward of sqrt produced nan or inf .*input 0"):
+            loss.backward()
+
+
+def test_detect_anomaly_names_the_line_that_created_the_op():
+    x = vg.TensorNode(np.array([0.0, 1.0]))
+    with vg.detect_anomaly():
+        loss = vg.log(x).sum()  # d/dx log(x) at 0 is inf
+        with pytest.raises(RuntimeError, match=r"(?s)backward of log .*created at:.*test_autograd\.py.*vg\.log\(x\)"):
+            loss.backward()
+
+
+def test_without_anomaly_mode_a_nan_gradient_is_returned_as_numpy_would():
+    x = vg.TensorNode(np.array([4.0, -1.0]))
+    (vg.sqrt(x) * 3.0).sum().backward()
+    assert np.isnan(x.grad[1]) and x.grad[0] == pytest.approx(0.75)
+
+
+def test_anomaly_mode_is_restored_after_the_block_and_finite_graphs_pass():
+    x = vg.TensorNode(np.array([1.0, 2.0]))
+    with vg.detect_anomaly():
+        (x * x).sum().backward()
+    assert not vg.core.is_grad_enabled() is False
+    np.testing.assert_array_equal(x.grad, [2.0, 4.0])
+    y = vg.TensorNode(np.array([-1.0]))
+    vg.sqrt(y).sum().backward()  # outside the block again: no error
+    assert np.isnan(y.grad[0])
