@@ -107,7 +107,8 @@ NodePtr as_node(py::handle obj, const Node& like, const char* op) {
     if (py::isinstance<Node>(obj)) return obj.cast<NodePtr>();
     Tensor t;
     // Python numbers are "weak": they take the dtype of the node they meet (x * 0.5 stays float32).
-    if (PyFloat_Check(obj.ptr()) || PyLong_Check(obj.ptr()))
+    // numpy scalars (np.float64 subclasses float) are strong, as in numpy 2.
+    if (PyFloat_CheckExact(obj.ptr()) || PyLong_CheckExact(obj.ptr()) || PyBool_Check(obj.ptr()))
         t = Tensor::full({}, like.value.dtype(), obj.cast<double>());
     else
         t = to_tensor(obj, op, false);

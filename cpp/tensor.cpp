@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 namespace tg {
 
@@ -36,9 +37,18 @@ std::string shape_str(const Shape& shape) {
 }
 
 int64_t numel_of(const Shape& shape) {
+    // The element count must fit in int64 with room for the byte size: anything larger is an error,
+    // never a wrapped-around count that would size a buffer too small.
+    constexpr int64_t limit = std::numeric_limits<int64_t>::max() / 16;
     int64_t n = 1;
+    bool zero = false;
     for (int64_t d : shape) {
         if (d < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape));
+        if (d == 0) zero = true;
+    }
+    if (zero) return 0;
+    for (int64_t d : shape) {
+        if (n > limit / d) throw std::invalid_argument("shape " + shape_str(shape) + " has too many elements");
         n *= d;
     }
     return n;

@@ -263,11 +263,18 @@ def test_integer_arrays_given_to_functions_become_float64_constants():
     assert (x + np.arange(3)).dtype == np.float64  # numpy: float32 + int64 -> float64
 
 
-@pytest.mark.parametrize("number", [2, 2.5, np.float64(2.5)], ids=["int", "float", "numpy-float64"])
+@pytest.mark.parametrize("number", [2, 2.5, True], ids=["int", "float", "bool"])
 def test_a_python_number_takes_the_dtype_of_a_float32_node(number):
     x = vg.TensorNode(np.array([1.0, 2.0], dtype=np.float32))
     for out in (x * number, number * x, x - number, number - x, x ** 2, vg.maximum(x, 1.5)):
         assert out.dtype == np.float32
+
+
+def test_a_numpy_float64_scalar_promotes_a_float32_node_as_in_numpy_2():
+    x = vg.TensorNode(np.array([1.0, 2.0], dtype=np.float32))
+    expected = (np.ones(2, np.float32) * np.float64(2.5)).dtype
+    for out in (x * np.float64(2.5), np.float64(2.5) * x, vg.multiply(x, np.float64(2.5))):
+        assert out.dtype == expected == np.float64
 
 
 # ---- properties: broadcasting of every binary function ----

@@ -1,5 +1,6 @@
 // Element-wise kernels: binary ops with numpy broadcasting, comparisons, unary functions.
 #include <cmath>
+#include <limits>
 
 #include "ops/common.h"
 #include "ops/kernels.h"
@@ -198,13 +199,33 @@ Grads bwd_neg(const Call& c, const Grads& g, const Need&) {
     return unary_bwd(c, g, "neg", [](auto g, auto, auto, auto) { return -g; });
 }
 
-void fwd_exp(Call& c) { unary_fwd(c, "exp", [](auto x, auto) { return x.exp(); }); }
+// Eigen's vectorised exp and log stop at the normal range (exp(-inf) gives 5.6e-309, log of a
+// subnormal is off); elements outside it are redone with the C library, as numpy computes them.
+template <class F> static void redo_outside_normal(Call& c, const char* op, F outside, double (*exact)(double)) {
+    with_dtype(c, op, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        T* y = c.out[0].data<T>();
+        for (int64_t i = 0, n = c.out[0].numel(); i < n; ++i)
+            if (outside(x[i])) y[i] = static_cast<T>(exact(static_cast<double>(x[i])));
+    });
+}
+
+void fwd_exp(Call& c) {
+    unary_fwd(c, "exp", [](auto x, auto) { return x.exp(); });
+    redo_outside_normal(c, "exp", [](auto v) { return v < std::log(std::numeric_limits<decltype(v)>::min()); },
+                        [](double v) { return std::exp(v); });
+}
 // dL/dx = g * exp(x), reusing the output
 Grads bwd_exp(const Call& c, const Grads& g, const Need&) {
     return unary_bwd(c, g, "exp", [](auto g, auto, auto y, auto) { return g * y; });
 }
 
-void fwd_log(Call& c) { unary_fwd(c, "log", [](auto x, auto) { return x.log(); }); }
+void fwd_log(Call& c) {
+    unary_fwd(c, "log", [](auto x, auto) { return x.log(); });
+    redo_outside_normal(c, "log", [](auto v) { return v > 0 && v < std::numeric_limits<decltype(v)>::min(); },
+                        [](double v) { return std::log(v); });
+}
 // dL/dx = g / x
 Grads bwd_log(const Call& c, const Grads& g, const Need&) {
     return unary_bwd(c, g, "log", [](auto g, auto x, auto, auto) { return g / x; });

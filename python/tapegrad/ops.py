@@ -3,6 +3,8 @@
 Each docstring gives the forward and the backward (g is the gradient of the output).
 """
 
+import operator
+
 from .core import NativeOp
 
 
@@ -161,7 +163,7 @@ def _reduction(axis=None, keepdims=False):
     """Engine constants of a reduction: (keepdims, number of axes or -1 for all, axis...)."""
     if axis is None:
         return (int(bool(keepdims)), -1), (), None
-    axes = tuple(int(a) for a in axis) if isinstance(axis, (tuple, list)) else (int(axis),)
+    axes = tuple(operator.index(a) for a in axis) if isinstance(axis, (tuple, list)) else (operator.index(axis),)
     return (int(bool(keepdims)), len(axes)) + axes, (), None
 
 
