@@ -95,12 +95,14 @@ int64_t flat_index(const Call& c, int64_t i) {
 // attrs.ints = the new shape; one entry may be -1 (inferred)
 std::vector<Shape> shape_reshape(const char* op, const Call& c) {
     Shape out(c.attrs.ints.begin(), c.attrs.ints.end());
-    int64_t known = 1, unknown = -1;
+    int64_t unknown = -1;
     for (size_t i = 0; i < out.size(); ++i) {
         if (out[i] == -1 && unknown < 0) unknown = static_cast<int64_t>(i);
         else if (out[i] < 0) throw std::invalid_argument(str(op) + ": invalid shape " + shape_str(out));
-        else known *= out[i];
     }
+    Shape known_dims = out;  // the given sizes, counted without overflow (ValueError if too many)
+    if (unknown >= 0) known_dims[static_cast<size_t>(unknown)] = 1;
+    const int64_t known = numel_of(known_dims);
     const int64_t n = c.in[0].numel();
     const bool fits = unknown >= 0 ? (known > 0 && n % known == 0) : known == n;
     if (!fits)
