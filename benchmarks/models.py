@@ -60,6 +60,14 @@ class Trainer:
             count += to - fr
         return time.perf_counter() - start, total / count
 
+    def forward_backward(self, xb, yb):
+        """Forward, loss and backward of one batch, gradients cleared after (no update)."""
+        loss = self.loss(xb, yb)
+        loss.backward()
+        for p in self.params:
+            p.grad = None
+        return loss
+
 
 class TapegradTrainer(Trainer):
     """tapegrad as a user writes it: vg.Linear modules, vg.sigmoid, vg.logsoftmax, vg.logceloss.
@@ -92,13 +100,6 @@ class TapegradTrainer(Trainer):
         vg = self.vg
         batch = vg.TensorNode(xb, requires_grad=False)
         return vg.logceloss(vg.logsoftmax(self.layer2(vg.sigmoid(self.layer1(batch)))), yb)
-
-    def forward_backward(self, xb, yb):
-        loss = self.loss(xb, yb)
-        loss.backward()
-        for p in self.params:
-            p.grad = None
-        return loss
 
     def step(self, xb, yb):
         loss = self.loss(xb, yb)
@@ -209,13 +210,6 @@ class TorchTrainer(Trainer):
         h = torch.sigmoid(F.linear(xb, w1, b1))
         logprobs = torch.log_softmax(F.linear(h, w2, b2), dim=1)
         return logprobs.gather(1, yb[:, None]).sum() * -1.0
-
-    def forward_backward(self, xb, yb):
-        loss = self.loss(xb, yb)
-        loss.backward()
-        for p in self.params:
-            p.grad = None
-        return loss
 
     def step(self, xb, yb):
         loss = self.loss(xb, yb)
