@@ -12,6 +12,7 @@
 #include "gemm.h"
 #include "ops/registry.h"
 #include "optim.h"
+#include "parallel.h"
 #include "tape.h"
 
 namespace py = pybind11;
@@ -595,8 +596,12 @@ PYBIND11_MODULE(_core, m) {
             omp_set_num_threads(n);
 #endif
             set_blas_threads(n);
+            set_pool_threads(n);
         },
-        "Threads for the engine's matrix products.");
+        "Threads for the engine's matrix products (the BLAS's) and large element-wise kernels.");
+    m.def("set_pool_threads", &set_pool_threads,
+          "Threads for large element-wise kernels only (set_num_threads sets these and the BLAS's).");
+    m.def("pool_threads", &pool_threads);
     m.def("load_blas", &load_blas, "Use cblas_sgemm/dgemm from this shared library for matrix products.");
     m.def("gemm_backend", &gemm_backend);
     m.def("set_gemm_backend", &set_gemm_backend);

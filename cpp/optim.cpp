@@ -3,29 +3,43 @@
 #include <cmath>
 
 #include "ops/common.h"
+#include "parallel.h"
 
 namespace tg {
 
 // Each update is one pass of Eigen expressions over the parameter and its state: no temporary
-// the size of the parameter (a 2.5M-element layer would otherwise allocate 20 MB per step).
+// the size of the parameter (a 2.5M-element layer would otherwise allocate 20 MB per step). Large
+// parameters are updated in chunks on the engine's threads (parallel_for); every element's
+// arithmetic is the same whichever thread does it.
+
+namespace {
+
+constexpr int64_t kGrain = int64_t{1} << 15;
+
+// Elements [b, e) of t as an Eigen array.
+template <class T> Eigen::Map<Vec<T>> seg(const Tensor& t, int64_t b, int64_t e) { return {t.data<T>() + b, e - b}; }
+
+}  // namespace
 
 // d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first); p -= lr (nesterov ? d + momentum buf : buf)
 void sgd_update(const Tensor& p, const Tensor& g, const Tensor& buf, bool first, const SgdConfig& c) {
     float_dispatch(p.dtype(), "sgd", [&](auto tag) {
         using T = decltype(tag);
-        auto pv = vec<T>(p);
-        auto gv = cvec<T>(g);
         const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum);
-        if (c.momentum == 0) {
-            if (c.weight_decay == 0) pv -= lr * gv;
-            else pv -= lr * (gv + wd * pv);
-            return;
-        }
-        auto b = vec<T>(buf);
-        if (first) b = gv + wd * pv;
-        else b = mom * b + static_cast<T>(1 - c.dampening) * (gv + wd * pv);
-        if (c.nesterov) pv -= lr * (gv + wd * pv + mom * b);
-        else pv -= lr * b;
+        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = seg<T>(p, lo, hi);
+            auto gv = seg<T>(g, lo, hi);
+            if (c.momentum == 0) {
+                if (c.weight_decay == 0) pv -= lr * gv;
+                else pv -= lr * (gv + wd * pv);
+                return;
+            }
+            auto b = seg<T>(buf, lo, hi);
+            if (first) b = gv + wd * pv;
+            else b = mom * b + static_cast<T>(1 - c.dampening) * (gv + wd * pv);
+            if (c.nesterov) pv -= lr * (gv + wd * pv + mom * b);
+            else pv -= lr * b;
+        });
     });
 }
 
@@ -35,23 +49,25 @@ void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor
                  const AdamConfig& c) {
     float_dispatch(p.dtype(), "adam", [&](auto tag) {
         using T = decltype(tag);
-        auto pv = vec<T>(p);
-        auto gv = cvec<T>(g);
-        auto mv = vec<T>(m);
-        auto vv = vec<T>(v);
         const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), wd = static_cast<T>(c.weight_decay);
-        if (c.decoupled || c.weight_decay == 0) {
-            if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
-            mv = b1 * mv + (T(1) - b1) * gv;
-            vv = b2 * vv + (T(1) - b2) * gv.square();
-        } else {
-            mv = b1 * mv + (T(1) - b1) * (gv + wd * pv);
-            vv = b2 * vv + (T(1) - b2) * (gv + wd * pv).square();
-        }
         const double t = static_cast<double>(step);
         const T correct1 = static_cast<T>(1 - std::pow(c.beta1, t));
         const T correct2 = static_cast<T>(1 - std::pow(c.beta2, t));
-        pv -= (static_cast<T>(c.lr) / correct1) * mv / ((vv / correct2).sqrt() + static_cast<T>(c.eps));
+        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = seg<T>(p, lo, hi);
+            auto gv = seg<T>(g, lo, hi);
+            auto mv = seg<T>(m, lo, hi);
+            auto vv = seg<T>(v, lo, hi);
+            if (c.decoupled || c.weight_decay == 0) {
+                if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
+                mv = b1 * mv + (T(1) - b1) * gv;
+                vv = b2 * vv + (T(1) - b2) * gv.square();
+            } else {
+                mv = b1 * mv + (T(1) - b1) * (gv + wd * pv);
+                vv = b2 * vv + (T(1) - b2) * (gv + wd * pv).square();
+            }
+            pv -= (static_cast<T>(c.lr) / correct1) * mv / ((vv / correct2).sqrt() + static_cast<T>(c.eps));
+        });
     });
 }
 
@@ -60,19 +76,21 @@ void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor
 void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Tensor& buf, const RmspropConfig& c) {
     float_dispatch(p.dtype(), "rmsprop", [&](auto tag) {
         using T = decltype(tag);
-        auto pv = vec<T>(p);
-        auto gv = cvec<T>(g);
-        auto s = vec<T>(sq);
         const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), lr = static_cast<T>(c.lr);
         const T alpha = static_cast<T>(c.alpha);
-        s = alpha * s + (T(1) - alpha) * (gv + wd * pv).square();
-        if (c.momentum != 0) {
-            auto b = vec<T>(buf);
-            b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);
-            pv -= lr * b;
-        } else {
-            pv -= lr * (gv + wd * pv) / (s.sqrt() + eps);
-        }
+        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = seg<T>(p, lo, hi);
+            auto gv = seg<T>(g, lo, hi);
+            auto s = seg<T>(sq, lo, hi);
+            s = alpha * s + (T(1) - alpha) * (gv + wd * pv).square();
+            if (c.momentum != 0) {
+                auto b = seg<T>(buf, lo, hi);
+                b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);
+                pv -= lr * b;
+            } else {
+                pv -= lr * (gv + wd * pv) / (s.sqrt() + eps);
+            }
+        });
     });
 }
 

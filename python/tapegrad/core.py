@@ -211,12 +211,14 @@ def is_grad_enabled():
 
 
 def set_num_threads(n):
-    """Number of threads the engine's matrix products may use."""
+    """Number of threads the engine may use: the BLAS's for matrix products, and the engine's own
+    for element-wise kernels and optimiser updates on tensors of 65,536 elements or more (smaller
+    ones run on the calling thread). The default is the machine's core count."""
     _core.set_num_threads(int(n))
 
 
 def get_num_threads():
-    """Number of threads the engine's matrix products use."""
+    """Number of threads the engine uses (see set_num_threads)."""
     return _core.get_num_threads()
 
 
