@@ -277,6 +277,9 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "tapegrad's C++ engine: tensors, the tape and the op kernels";
     py::register_exception<DTypeError>(m, "DTypeError", PyExc_TypeError);
     py::register_exception<GraphError>(m, "GraphError", PyExc_RuntimeError);
+    // The element-wise pool starts with the thread count OpenMP reports (OMP_NUM_THREADS, else
+    // the cores), as the matrix products do.
+    set_pool_threads(Eigen::nbThreads());
 
     py::class_<OpNode, OpNodePtr>(m, "OpNode", "One application of an op in the graph (a diamond node).")
         .def_property_readonly(

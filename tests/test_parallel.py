@@ -159,3 +159,10 @@ def test_thread_count_is_validated_and_reported(threads):
         vg.set_num_threads(0)
     threads(3)
     assert vg.get_num_threads() == 3
+
+
+def test_omp_num_threads_sets_the_element_wise_threads_too():
+    code = "import tapegrad as vg; print(vg.get_num_threads(), vg.core._core.pool_threads())"
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["1", "1"], done.stderr
