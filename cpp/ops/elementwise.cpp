@@ -165,7 +165,15 @@ Grads bwd_div(const Call& c, const Grads& g, const Need& need) {
                       [](auto, auto b, auto q) { return -q / b; });
 }
 
-void fwd_pow(Call& c) { binary_fwd(c, "pow", [](auto a, auto b) { return std::pow(a, b); }); }
+// numpy computes a ** b with sqrt when b has one element equal to 0.5, so (-inf) ** 0.5 is nan
+// (pow gives inf) and (-0.0) ** 0.5 is -0.0; an exponent of several elements goes through pow.
+void fwd_pow(Call& c) {
+    bool half = false;
+    if (c.in[1].numel() == 1)
+        float_dispatch(c.in[1].dtype(), "pow", [&](auto tag) { half = c.in[1].data<decltype(tag)>()[0] == decltype(tag)(0.5); });
+    if (half) binary_fwd(c, "pow", [](auto a, auto) { return std::sqrt(a); });
+    else binary_fwd(c, "pow", [](auto a, auto b) { return std::pow(a, b); });
+}
 // dL/da = g * b * a^(b-1), dL/db = g * a^b * log(a) (0 where a == 0, the limit for b > 0)
 Grads bwd_pow(const Call& c, const Grads& g, const Need& need) {
     return binary_bwd(
