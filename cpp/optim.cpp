@@ -12,29 +12,20 @@ namespace tg {
 // parameters are updated in chunks on the engine's threads (parallel_for); every element's
 // arithmetic is the same whichever thread does it.
 
-namespace {
-
-constexpr int64_t kGrain = int64_t{1} << 15;
-
-// Elements [b, e) of t as an Eigen array.
-template <class T> Eigen::Map<Vec<T>> seg(const Tensor& t, int64_t b, int64_t e) { return {t.data<T>() + b, e - b}; }
-
-}  // namespace
-
 // d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first); p -= lr (nesterov ? d + momentum buf : buf)
 void sgd_update(const Tensor& p, const Tensor& g, const Tensor& buf, bool first, const SgdConfig& c) {
     float_dispatch(p.dtype(), "sgd", [&](auto tag) {
         using T = decltype(tag);
         const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum);
-        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
-            auto pv = seg<T>(p, lo, hi);
-            auto gv = seg<T>(g, lo, hi);
+        parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = vec<T>(p, lo, hi);
+            auto gv = cvec<T>(g, lo, hi);
             if (c.momentum == 0) {
                 if (c.weight_decay == 0) pv -= lr * gv;
                 else pv -= lr * (gv + wd * pv);
                 return;
             }
-            auto b = seg<T>(buf, lo, hi);
+            auto b = vec<T>(buf, lo, hi);
             if (first) b = gv + wd * pv;
             else b = mom * b + static_cast<T>(1 - c.dampening) * (gv + wd * pv);
             if (c.nesterov) pv -= lr * (gv + wd * pv + mom * b);
@@ -53,11 +44,11 @@ void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor
         const double t = static_cast<double>(step);
         const T correct1 = static_cast<T>(1 - std::pow(c.beta1, t));
         const T correct2 = static_cast<T>(1 - std::pow(c.beta2, t));
-        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
-            auto pv = seg<T>(p, lo, hi);
-            auto gv = seg<T>(g, lo, hi);
-            auto mv = seg<T>(m, lo, hi);
-            auto vv = seg<T>(v, lo, hi);
+        parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = vec<T>(p, lo, hi);
+            auto gv = cvec<T>(g, lo, hi);
+            auto mv = vec<T>(m, lo, hi);
+            auto vv = vec<T>(v, lo, hi);
             if (c.decoupled || c.weight_decay == 0) {
                 if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
                 mv = b1 * mv + (T(1) - b1) * gv;
@@ -78,13 +69,13 @@ void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Te
         using T = decltype(tag);
         const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), lr = static_cast<T>(c.lr);
         const T alpha = static_cast<T>(c.alpha);
-        parallel_for(p.numel(), kGrain, [&](int64_t lo, int64_t hi) {
-            auto pv = seg<T>(p, lo, hi);
-            auto gv = seg<T>(g, lo, hi);
-            auto s = seg<T>(sq, lo, hi);
+        parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+            auto pv = vec<T>(p, lo, hi);
+            auto gv = cvec<T>(g, lo, hi);
+            auto s = vec<T>(sq, lo, hi);
             s = alpha * s + (T(1) - alpha) * (gv + wd * pv).square();
             if (c.momentum != 0) {
-                auto b = seg<T>(buf, lo, hi);
+                auto b = vec<T>(buf, lo, hi);
                 b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);
                 pv -= lr * b;
             } else {

@@ -7,7 +7,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
-#include <vector>
 
 namespace tg {
 
@@ -35,7 +34,7 @@ struct Pool {
     std::condition_variable wake;
     Job* job = nullptr;        // the published job, if any; guarded by mu
     uint64_t generation = 0;   // bumped per published job; guarded by mu
-    int wanted = 1;            // threads including the caller
+    int wanted = 1;            // threads including the caller (set at import: set_num_threads's default)
     int started = 0;           // worker threads alive (they never exit)
     std::atomic<bool> forked{false};  // in a child of fork(): no workers exist there
 
@@ -67,10 +66,8 @@ struct Pool {
 // Never destroyed: detached workers may still wait on its members while the process exits.
 Pool& pool() {
     static Pool* p = [] {
-        auto* q = new Pool();
-        q->wanted = std::max(1u, std::min(std::thread::hardware_concurrency(), 64u));
         pthread_atfork(nullptr, nullptr, [] { pool().forked = true; });
-        return q;
+        return new Pool();
     }();
     return *p;
 }

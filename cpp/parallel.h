@@ -20,6 +20,9 @@ int pool_threads();
 // Element count below which parallel_for runs on the caller alone: a worker's wake-up costs
 // several microseconds, about the time of this many element-wise operations.
 constexpr int64_t kParallelMin = int64_t{1} << 16;
+// The chunk the engine's element-wise kernels and optimiser updates use: 256 KB of float64, a
+// multiple of every SIMD width, so chunking does not change how any element is computed.
+constexpr int64_t kParallelGrain = int64_t{1} << 15;
 
 // Calls body(begin, end) over disjoint ranges covering [0, n), each at most `grain` long (the last
 // may be shorter), possibly on several threads at once. body must not throw and must not call

@@ -1540,12 +1540,11 @@ def test_unary_ops_match_numpy_on_special_values_in_full_simd_packets(fn, ref, d
     assert not problems, "; ".join(problems)
 
 
-@pytest.mark.parametrize("exponent", [0.5, np.float32(0.5), np.array(0.5), np.array([[0.5]]), np.full(4, 0.5), 0.3, 2])
+@pytest.mark.parametrize("exponent", [0.5, np.float32(0.5), np.array(0.5), np.array([[0.5]]), np.full(6, 0.5), 0.3, 2])
 def test_power_of_infinities_and_signed_zeros_is_numpys(exponent):
     # Found by the fuzzing: numpy takes a one-element exponent of 0.5 as sqrt, so (-inf) ** 0.5 is
     # nan and (-0.0) ** 0.5 is -0.0, while an exponent array of 0.5s goes through pow (inf, 0.0).
-    x = np.array([-np.inf, -0.0, 4.0, -4.0, np.inf, 0.0])[:4] if np.ndim(exponent) == 1 else \
-        np.array([-np.inf, -0.0, 4.0, -4.0, np.inf, 0.0])
+    x = np.array([-np.inf, -0.0, 4.0, -4.0, np.inf, 0.0])
     with np.errstate(invalid="ignore"):
         want = x ** exponent
     got = (vg.TensorNode(x, requires_grad=False) ** exponent).value

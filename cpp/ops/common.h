@@ -13,6 +13,11 @@ template <class T> using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, 
 
 template <class T> Eigen::Map<Vec<T>> vec(const Tensor& t) { return {t.data<T>(), t.numel()}; }
 template <class T> Eigen::Map<const Vec<T>> cvec(const Tensor& t) { return {t.data<T>(), t.numel()}; }
+// Elements [lo, hi) of t (the chunks of parallel_for).
+template <class T> Eigen::Map<Vec<T>> vec(const Tensor& t, int64_t lo, int64_t hi) { return {t.data<T>() + lo, hi - lo}; }
+template <class T> Eigen::Map<const Vec<T>> cvec(const Tensor& t, int64_t lo, int64_t hi) {
+    return {t.data<T>() + lo, hi - lo};
+}
 template <class T> Eigen::Map<Mat<T>> mat(const Tensor& t, int64_t rows, int64_t cols) {
     return {t.data<T>(), rows, cols};
 }

@@ -98,21 +98,14 @@ Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op
     return r;
 }
 
-// Elements [lo, hi) of t as an Eigen array.
-template <class T> Eigen::Map<Vec<T>> part(const Tensor& t, int64_t lo, int64_t hi) { return {t.data<T>() + lo, hi - lo}; }
-template <class T> Eigen::Map<const Vec<T>> cpart(const Tensor& t, int64_t lo, int64_t hi) {
-    return {t.data<T>() + lo, hi - lo};
-}
-constexpr int64_t kUnaryGrain = int64_t{1} << 15;
-
 // out = f(x) for Eigen array expressions; f also gets a T so that it can write constants. Large
 // tensors are done in chunks on the engine's threads (parallel_for, which never waits for a late
 // thread; an OpenMP region did, and cost 12 ms per 0.1 ms kernel under load: thread_pools.py).
 template <class F> void unary_fwd(Call& c, const char* op, F f) {
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        parallel_for(c.out[0].numel(), kUnaryGrain, [&](int64_t lo, int64_t hi) {
-            part<T>(c.out[0], lo, hi) = f(cpart<T>(c.in[0], lo, hi), T{});
+        parallel_for(c.out[0].numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+            vec<T>(c.out[0], lo, hi) = f(cvec<T>(c.in[0], lo, hi), T{});
         });
     });
 }
@@ -122,8 +115,8 @@ template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, op, [&](auto tag) {
         using T = decltype(tag);
-        parallel_for(r.numel(), kUnaryGrain, [&](int64_t lo, int64_t hi) {
-            part<T>(r, lo, hi) = f(cpart<T>(g[0], lo, hi), cpart<T>(c.in[0], lo, hi), cpart<T>(c.out[0], lo, hi), T{});
+        parallel_for(r.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
+            vec<T>(r, lo, hi) = f(cvec<T>(g[0], lo, hi), cvec<T>(c.in[0], lo, hi), cvec<T>(c.out[0], lo, hi), T{});
         });
     });
     return {r};
