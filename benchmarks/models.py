@@ -45,7 +45,8 @@ def torch_available():
 
 
 class Trainer:
-    """Common epoch loop; subclasses define reset, prepare, step, forward_backward and gradients."""
+    """Common epoch loop; subclasses define reset, prepare, loss, step and grad_array (or override
+    forward_backward and gradients, as the numpy reference does)."""
 
     name = ""
     update = ""
@@ -67,6 +68,16 @@ class Trainer:
         for p in self.params:
             p.grad = None
         return loss
+
+    def gradients(self, xb, yb):
+        """(loss, [float64 gradients of w1, b1, w2, b2]) on one batch, parameters unchanged."""
+        loss = self.loss(xb, yb)
+        value = loss.item()
+        loss.backward()
+        grads = [self.grad_array(p) for p in self.params]
+        for p in self.params:
+            p.grad = None
+        return value, grads
 
 
 class TapegradTrainer(Trainer):
@@ -114,15 +125,9 @@ class TapegradTrainer(Trainer):
                 p.grad = None
         return value
 
-    def gradients(self, xb, yb):
-        """(loss, [gradients of w1, b1, w2, b2]) on one batch, parameters unchanged."""
-        loss = self.loss(xb, yb)
-        value = loss.item()
-        loss.backward()
-        grads = [np.array(p.grad, dtype=np.float64) for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return value, grads
+    @staticmethod
+    def grad_array(p):
+        return np.array(p.grad, dtype=np.float64)
 
 
 class NumpyTrainer(Trainer):
@@ -221,15 +226,11 @@ class TorchTrainer(Trainer):
                 p.grad = None
         return value
 
-    def gradients(self, xb, yb):
-        loss = self.loss(xb, yb)
-        value = loss.item()
-        loss.backward()
-        grads = [p.grad.double().numpy().reshape(1, -1) if p.ndim == 1 else p.grad.double().numpy()
-                 for p in self.params]
-        for p in self.params:
-            p.grad = None
-        return value, grads
+    @staticmethod
+    def grad_array(p):
+        """float64 numpy copy; a bias (a 1-d tensor here) as the (1, n) row the others keep."""
+        g = p.grad.double().numpy()
+        return g.reshape(1, -1) if p.ndim == 1 else g
 
 
 TRAINERS = {"tapegrad": TapegradTrainer, "numpy-ref": NumpyTrainer, "torch": TorchTrainer}
