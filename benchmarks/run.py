@@ -74,7 +74,7 @@ def machine_info():
         "numpy": np.__version__,
         "numpy_blas": blas,
         "tapegrad": getattr(vg, "__version__", "?"),
-        "tapegrad_gemm_backend": vg.core.gemm_backend(),
+        "tapegrad_gemm_backend": vg.gemm_backend(),
         "tapegrad_threads": vg.get_num_threads(),
         "torch": torch.__version__ if torch else None,
         "torch_threads": torch.get_num_threads() if torch else None,
@@ -408,7 +408,7 @@ def section_gemm(args):
     rows, cases = [], []
     rng = np.random.default_rng(2)
     seconds = 0.03 if args.quick else 0.15
-    backend = vg.core.gemm_backend()
+    backend = vg.gemm_backend()
     for dtype in (np.float32, np.float64):
         for n, k, m, what in GEMM_SHAPES:
             a = rng.standard_normal((n, k)).astype(dtype)
@@ -434,12 +434,12 @@ def section_gemm(args):
 
 def _with_backend(name, measure):
     def run():
-        previous = vg.core.gemm_backend()
-        vg.core.set_gemm_backend(name)
+        previous = vg.gemm_backend()
+        vg.set_gemm_backend(name)
         try:
             return measure()
         finally:
-            vg.core.set_gemm_backend(previous)
+            vg.set_gemm_backend(previous)
     return run
 
 
@@ -522,7 +522,7 @@ def notes(rows, meta, checks):
                        f"{r.work}: {fmt_value(r, 'torch')} vs {fmt_value(r, 'torch-1t')}" for r in have))
     have = [r for r in rows if r.samples.get("tapegrad-eigen")]
     if have:
-        out.append("- tapegrad with its own Eigen GEMM instead of the BLAS (vg.core.set_gemm_backend('eigen')): "
+        out.append("- tapegrad with its own Eigen GEMM instead of the BLAS (vg.set_gemm_backend('eigen')): "
                    + "; ".join(f"{r.work.split(' (')[0]}: {fmt_value(r, 'tapegrad-eigen')}" for r in have))
     for row in rows:
         upd = row.extra.get("tapegrad_update")

@@ -85,4 +85,71 @@ void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Te
     });
 }
 
+namespace {
+
+// A parameter's share of a step: its value, its gradient in the value's dtype, its states.
+struct ParamWork {
+    Tensor param, grad;
+    std::vector<Tensor> state;
+};
+
+// Checks the parameters and their states; parameters without a gradient are left out.
+std::vector<ParamWork> step_work(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
+                                 const std::string& name) {
+    std::vector<ParamWork> work;
+    for (size_t i = 0; i < params.size(); ++i) {
+        const Node& p = *params[i];
+        if (p.source)
+            throw std::invalid_argument(name + ": parameter " + std::to_string(i) + " was made by an op; optimisers update leaves");
+        if (p.grad.defined() && p.grad.shape() != p.value.shape())
+            throw std::invalid_argument(name + ": gradient of parameter " + std::to_string(i) + " has shape " +
+                                        shape_str(p.grad.shape()) + ", its value " + shape_str(p.value.shape()));
+        ParamWork w{p.value, p.grad.defined() ? p.grad.to(p.value.dtype()) : Tensor(), {}};
+        for (const auto& kind : states) {
+            if (kind.size() != params.size())
+                throw std::invalid_argument(name + ": " + std::to_string(kind.size()) + " state arrays for " +
+                                            std::to_string(params.size()) + " parameters");
+            const Tensor& t = kind[i];
+            if (t.defined() && (t.shape() != p.value.shape() || t.dtype() != p.value.dtype()))
+                throw std::invalid_argument(name + ": state of parameter " + std::to_string(i) + " must have shape " +
+                                            shape_str(p.value.shape()) + " and dtype " + dtype_name(p.value.dtype()));
+            w.state.push_back(t);
+        }
+        work.push_back(std::move(w));
+    }
+    return work;
+}
+
+}  // namespace
+
+void sgd_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
+              const std::vector<bool>& first, const SgdConfig& c) {
+    auto work = step_work(params, states, "SGD");
+    for (size_t i = 0; i < work.size(); ++i) {
+        if (!work[i].grad.defined()) continue;
+        sgd_update(work[i].param, work[i].grad, work[i].state.at(0), first.at(i), c);
+        work[i].param.bump_version();
+    }
+}
+
+void adam_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
+               const std::vector<int64_t>& steps, const AdamConfig& c) {
+    auto work = step_work(params, states, c.decoupled ? "AdamW" : "Adam");
+    for (size_t i = 0; i < work.size(); ++i) {
+        if (!work[i].grad.defined()) continue;
+        adam_update(work[i].param, work[i].grad, work[i].state.at(0), work[i].state.at(1), steps.at(i), c);
+        work[i].param.bump_version();
+    }
+}
+
+void rmsprop_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
+                  const RmspropConfig& c) {
+    auto work = step_work(params, states, "RMSprop");
+    for (auto& w : work) {
+        if (!w.grad.defined()) continue;
+        rmsprop_update(w.param, w.grad, w.state.at(0), w.state.at(1), c);
+        w.param.bump_version();
+    }
+}
+
 }  // namespace tg

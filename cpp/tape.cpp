@@ -109,18 +109,16 @@ void set_grad_enabled(bool enabled) { grad_mode = enabled; }
 
 void run_forward(int op, Call& c) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
+    c.def = &def;
     const char* name = def.name;
     std::vector<Tensor>& inputs = c.in;
     if (def.arity >= 0 ? static_cast<int>(inputs.size()) != def.arity : inputs.empty())
         throw std::invalid_argument(std::string(name) + ": expected " +
                                     (def.arity >= 0 ? std::to_string(def.arity) : std::string("at least 1")) +
                                     " input(s), got " + std::to_string(inputs.size()));
-    if (def.n_ints >= 0 && static_cast<int>(c.attrs.ints.size()) != def.n_ints)
-        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(def.n_ints) +
-                                    " integer attribute(s), got " + std::to_string(c.attrs.ints.size()));
-    if (static_cast<int>(c.attrs.reals.size()) != def.n_reals)
-        throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(def.n_reals) +
-                                    " real attribute(s), got " + std::to_string(c.attrs.reals.size()));
+    if (c.attrs.values.size() != def.attrs.size())
+        throw std::logic_error(std::string(name) + ": called with " + std::to_string(c.attrs.values.size()) +
+                               " attribute value(s) for the " + std::to_string(def.attrs.size()) + " of its row");
     DType dt = inputs[0].dtype();
     for (const auto& t : inputs) {
         if (!is_float(t.dtype()))
@@ -130,7 +128,7 @@ void run_forward(int op, Call& c) {
     }
     for (auto& t : inputs)
         if (t.dtype() != dt) t = t.to(dt);
-    std::vector<Shape> shapes = def.shape(name, c);
+    std::vector<Shape> shapes = def.shape(c);
     c.out.clear();
     if (!def.forward) {
         c.out.push_back(c.in[0].view(shapes[0]));
@@ -205,6 +203,68 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
     return connect(node, node->call.out, true);
 }
 
+namespace {
+
+// The gradients of the op's outputs, with `outs` holding the outputs still alive: zeros for an
+// output no gradient reached. False when none did (the op then has nothing to propagate).
+bool output_grads(const OpNode& op, std::vector<NodePtr>& outs, std::vector<Tensor>& grads) {
+    bool reached = false;
+    for (size_t k = 0; k < op.outputs.size(); ++k) {
+        outs.push_back(op.outputs[k].lock());
+        const NodePtr& out = outs.back();
+        if (out && out->grad.defined()) {
+            grads.push_back(out->grad);
+            reached = true;
+        } else {
+            grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
+        }
+    }
+    return reached;
+}
+
+// The op's local backward, a kernel of the table or a Python callback: one gradient per input
+// (undefined where the input needs none).
+std::vector<Tensor> input_grads(OpNode& op, std::vector<Tensor>& grads, const std::vector<bool>& need) {
+    std::vector<Tensor> gin;
+    if (op.external) {
+        gin = op.external->backward(grads);
+    } else {
+        for (auto& g : grads) g = g.to(op.call.in[0].dtype());
+        gin = op_table()[static_cast<size_t>(op.op)].backward(op.call, grads, need);
+    }
+    if (gin.size() != op.inputs.size())
+        throw std::invalid_argument("backward of " + op.name() + " returned " + std::to_string(gin.size()) +
+                                    " gradient(s) for " + std::to_string(op.inputs.size()) + " input(s)");
+    return gin;
+}
+
+// Adds the gradient g that op's backward returned for its input i to that input's .grad.
+void accumulate(const OpNode& op, size_t i, Tensor g) {
+    Node& in = *op.inputs[i];
+    if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
+    g = g.to(in.value.dtype());
+    if (anomaly_mode && !all_finite(g))
+        throw GraphError("detect_anomaly: backward of " + op.name() + " produced nan or inf in the gradient of its input " +
+                         std::to_string(i) + " (shape " + shape_str(g.shape()) + ")" +
+                         (op.trace.empty() ? std::string() : "; the op was created at:\n" + op.trace));
+    if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
+        in.grad.add_(g);
+    else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
+        in.grad = g.buffer().use_count() == 1 ? g : g.clone();
+}
+
+// Drops what the op kept for its backward; a later backward through it is then an error.
+void release_saved(OpNode& op) {
+    op.call.in.clear();
+    op.call.out.clear();
+    op.call.aux = Tensor();
+    op.call.attrs.index = Tensor();
+    if (op.external) op.external->release();
+    op.freed = true;
+}
+
+}  // namespace
+
 void backward(const NodePtr& root, bool retain_graph) {
     if (root->value.numel() != 1)
         throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
@@ -222,60 +282,20 @@ void backward(const NodePtr& root, bool retain_graph) {
 
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
-        std::vector<Tensor> grads;
         std::vector<NodePtr> outs;
-        bool reached = false;
-        for (size_t k = 0; k < op.outputs.size(); ++k) {
-            outs.push_back(op.outputs[k].lock());
-            const NodePtr& out = outs.back();
-            if (out && out->grad.defined()) {
-                grads.push_back(out->grad);
-                reached = true;
-            } else {
-                grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
-            }
-        }
-        if (reached) {
+        std::vector<Tensor> grads;
+        if (output_grads(op, outs, grads)) {
             std::vector<bool> need;
             for (const auto& in : op.inputs) need.push_back(in->requires_grad);
-            std::vector<Tensor> gin;
-            if (op.external) {
-                gin = op.external->backward(grads);
-            } else {
-                for (auto& g : grads) g = g.to(op.call.in[0].dtype());
-                gin = op_table()[op.op].backward(op.call, grads, need);
-            }
+            std::vector<Tensor> gin = input_grads(op, grads, need);
             grads.clear();
-            if (gin.size() != op.inputs.size())
-                throw std::invalid_argument("backward of " + op.name() + " returned " + std::to_string(gin.size()) +
-                                            " gradient(s) for " + std::to_string(op.inputs.size()) + " input(s)");
-            for (size_t i = 0; i < gin.size(); ++i) {
-                Node& in = *op.inputs[i];
-                Tensor g = std::move(gin[i]);
-                if (!need[i] || !g.defined()) continue;
-                if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
-                g = g.to(in.value.dtype());
-                if (anomaly_mode && !all_finite(g))
-                    throw GraphError("detect_anomaly: backward of " + op.name() + " produced nan or inf in the gradient of its input " +
-                                     std::to_string(i) + " (shape " + shape_str(g.shape()) + ")" +
-                                     (op.trace.empty() ? std::string() : "; the op was created at:\n" + op.trace));
-                if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
-                    in.grad.add_(g);
-                else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
-                    in.grad = g.buffer().use_count() == 1 ? g : g.clone();
-            }
+            for (size_t i = 0; i < gin.size(); ++i)
+                if (need[i] && gin[i].defined()) accumulate(op, i, std::move(gin[i]));
         }
         op.differentiated = true;
         for (const auto& out : outs)  // an intermediate gradient is used up once its op has run
             if (out && out->source && !out->retain) out->grad = Tensor();
-        if (!retain_graph) {
-            op.call.in.clear();
-            op.call.out.clear();
-            op.call.aux = Tensor();
-            op.call.attrs.index = Tensor();
-            if (op.external) op.external->release();
-            op.freed = true;
-        }
+        if (!retain_graph) release_saved(op);
     }
 }
 

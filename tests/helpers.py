@@ -9,119 +9,6 @@ import pytest
 import tapegrad as vg
 
 
-# ---- input domains: (rng, shape) -> float64 array ----
-
-def real(rng, shape):
-    return rng.standard_normal(shape)
-
-
-def positive(rng, shape):
-    return rng.uniform(0.5, 2.0, shape)
-
-
-def away_from_zero(rng, shape):
-    return rng.uniform(0.5, 2.0, shape) * rng.choice([-1.0, 1.0], shape)
-
-
-def exponent(rng, shape):
-    return rng.uniform(-2.0, 2.0, shape)
-
-
-def distinct(rng, shape):
-    """Values at least 0.2 apart, so a maximum is unique and stays put under finite differences."""
-    n = int(np.prod(shape, dtype=np.int64))
-    return rng.permutation(n).reshape(shape) * 0.3 + rng.uniform(0.0, 0.1, shape) - 0.15 * n
-
-
-def on_integers(rng, shape):
-    """Integers plus [0, 0.1): any value is at least 0.4 from every value of `on_half_integers`."""
-    return rng.integers(-3, 3, shape) + rng.uniform(0.0, 0.1, shape)
-
-
-def on_half_integers(rng, shape):
-    """Half-integers plus [0, 0.1): either side of an `on_integers` value, never within 0.4 of it."""
-    return rng.integers(-3, 3, shape) + 0.5 + rng.uniform(0.0, 0.1, shape)
-
-
-def probability(rng, shape):
-    """Probabilities away from 0 and 1, where the logs of a binary cross-entropy are smooth."""
-    return rng.uniform(0.1, 0.9, shape)
-
-
-def unit_interval(rng, shape):
-    return rng.uniform(0.0, 1.0, shape)
-
-# ---- numpy references shared by the op table and the property tests ----
-
-def sigmoid(x):
-    return np.exp(-np.logaddexp(0.0, -x))  # 1 / (1 + exp(-x)) without overflow
-
-
-def softmax(x, axis=-1):
-    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def log_softmax(x, axis=-1):
-    return x - logsumexp(x, axis=axis, keepdims=True)
-
-
-def scattered(G, x, key):
-    """Zeros of x's shape with G added at x[key]; repeated positions add up (np.add.at)."""
-    out = np.zeros(x.shape)
-    np.add.at(out, key, G)
-    return out
-
-
-def restored(G, shape, axis, keepdims):
-    """The upstream gradient of a reduction with its reduced axes back as size 1 (broadcasts to `shape`)."""
-    if keepdims:
-        return G
-    if axis is None:
-        return np.reshape(G, (1,) * len(shape))
-    return np.expand_dims(G, axis)
-
-
-def logsumexp(x, axis=None, keepdims=False):
-    m = np.max(x, axis=axis, keepdims=True)
-    out = m + np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
-    return out if keepdims else np.squeeze(out, axis=axis)
-
-
-def count(x, axis):
-    """How many elements each output of a reduction over `axis` combines."""
-    return x.size // np.sum(x, axis=axis, keepdims=True).size
-
-
-def variance(x, axis=None, keepdims=False, ddof=0):
-    return np.var(x, axis=axis, keepdims=keepdims, ddof=ddof)
-
-
-REDUCTIONS = [
-    # op, function, numpy forward, gradient from the restored upstream Gk, domain
-    (vg.Sum, vg.sum, np.sum, lambda Gk, x, axis: np.broadcast_to(Gk, x.shape), real),
-    (vg.Mean, vg.mean, np.mean, lambda Gk, x, axis: np.broadcast_to(Gk, x.shape) / count(x, axis), real),
-    (vg.Max, vg.max, np.max, lambda Gk, x, axis: Gk * (x == np.max(x, axis=axis, keepdims=True)), distinct),
-    (vg.Min, vg.min, np.min, lambda Gk, x, axis: Gk * (x == np.min(x, axis=axis, keepdims=True)), distinct),
-    (vg.LogSumExp, vg.logsumexp, logsumexp,
-     lambda Gk, x, axis: Gk * np.exp(x - logsumexp(x, axis=axis, keepdims=True)), real),
-    (vg.Var, vg.var, variance,
-     lambda Gk, x, axis: 2 * Gk * (x - np.mean(x, axis=axis, keepdims=True)) / count(x, axis), real),
-]
-
-BINARY = [
-    # op, function, numpy forward, numpy backward (before reduction to the input shapes), domains
-    (vg.Add, vg.add, np.add, lambda G, a, b: (G, G), (real, real)),
-    (vg.Sub, vg.subtract, np.subtract, lambda G, a, b: (G, -G), (real, real)),
-    (vg.Multiply, vg.multiply, np.multiply, lambda G, a, b: (G * b, G * a), (real, real)),
-    (vg.Divide, vg.divide, np.divide, lambda G, a, b: (G / b, -G * a / b**2), (real, away_from_zero)),
-    (vg.Power, vg.power, np.power, lambda G, a, b: (G * b * a ** (b - 1), G * a**b * np.log(a)), (positive, exponent)),
-    # no ties: every value of one operand is at least 0.4 from every value of the other
-    (vg.Maximum, vg.maximum, np.maximum, lambda G, a, b: (G * (a > b), G * (b > a)), (on_integers, on_half_integers)),
-    (vg.Minimum, vg.minimum, np.minimum, lambda G, a, b: (G * (a < b), G * (b < a)), (on_half_integers, on_integers)),
-]
-
-
 def evaluate(fn, arrays):
     """fn applied to fresh float64 TensorNodes holding copies of `arrays`, as a Python float (no tape)."""
     with vg.no_grad():
@@ -156,17 +43,6 @@ def engine_grads(fn, arrays, dtype=np.float64):
     loss = fn(nodes)
     loss.backward()
     return [n.grad.copy() for n in nodes], loss.item()
-
-
-def sum_to_shape(g, shape):
-    """Reduce an upstream gradient over the axes along which an input of `shape` was broadcast."""
-    g = np.asarray(g)
-    while g.ndim > len(shape):
-        g = g.sum(axis=0)
-    for axis, size in enumerate(shape):
-        if size == 1 and g.shape[axis] != 1:
-            g = g.sum(axis=axis, keepdims=True)
-    return g.reshape(shape)
 
 
 # Under AddressSanitizer (.ci/run's second stage) freed memory sits in ASan's quarantine, so

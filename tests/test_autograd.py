@@ -839,7 +839,7 @@ def test_backward_after_inplace_change_of_a_saved_input_under_no_grad_names_the_
     loss = vg.Sum.do_forward(x * w)
     with vg.no_grad():
         w += 1.0
-    with pytest.raises(RuntimeError, match=r"backward of mul: its input 1 of shape \(2,\) was modified in place "
+    with pytest.raises(RuntimeError, match=r"backward of multiply: its input 1 of shape \(2,\) was modified in place "
                                            r"after the forward \(version 0 then, 1 now\)"):
         loss.backward()
 
@@ -849,7 +849,7 @@ def test_backward_after_an_sgd_style_update_of_a_saved_input_names_the_op_and_ve
     w.value -= 1.0
     loss = vg.Sum.do_forward(x * w)
     w.value -= 1.0
-    with pytest.raises(RuntimeError, match=r"backward of mul: .*version 1 then, 2 now"):
+    with pytest.raises(RuntimeError, match=r"backward of multiply: .*version 1 then, 2 now"):
         loss.backward()
 
 
@@ -858,7 +858,7 @@ def test_backward_after_inplace_change_of_a_constant_the_op_saved_raises():
     c = vg.TensorNode(np.array([3.0, 4.0]), requires_grad=False)
     loss = vg.Sum.do_forward(x * c)
     c *= 2.0  # allowed: c needs no grad, but the product saved its old value
-    with pytest.raises(RuntimeError, match="backward of mul: its input 1"):
+    with pytest.raises(RuntimeError, match="backward of multiply: its input 1"):
         loss.backward()
 
 
@@ -938,7 +938,7 @@ def test_view_shares_the_version_counter_of_its_base(make_view):
     with vg.no_grad():
         b += 1.0
     assert view._version == b._version == 1
-    with pytest.raises(RuntimeError, match="backward of mul: its input 0"):
+    with pytest.raises(RuntimeError, match="backward of multiply: its input 0"):
         loss.backward()
 
 
@@ -952,7 +952,7 @@ def test_inplace_change_through_an_untaped_view_bumps_the_base_version():
     view *= 2.0
     np.testing.assert_array_equal(w.value, [[4.0, 4.0, 4.0]])
     assert w._version == 1
-    with pytest.raises(RuntimeError, match="backward of mul: its input 1"):
+    with pytest.raises(RuntimeError, match="backward of multiply: its input 1"):
         loss.backward()
 
 

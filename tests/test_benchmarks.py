@@ -101,7 +101,7 @@ def test_run_quick_ops_writes_json_with_the_expected_keys(tmp_path):
     data = json.loads(out.read_text())
     assert {"meta", "settings", "rows", "table_markdown"} <= set(data)
     assert {"cpu", "logical_cores", "numpy", "tapegrad_gemm_backend", "torch"} <= set(data["meta"])
-    assert data["meta"]["tapegrad_gemm_backend"] == vg.core.gemm_backend()
+    assert data["meta"]["tapegrad_gemm_backend"] == vg.gemm_backend()
     keys = {row["key"] for row in data["rows"]}
     assert keys == {f"ops.{op}.{mode}" for op in ("add", "matmul", "sigmoid") for mode in ("grad", "nograd")}
     for row in data["rows"]:

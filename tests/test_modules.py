@@ -6,7 +6,7 @@ import pytest
 
 import tapegrad as vg
 from tapegrad import nn
-from helpers import log_softmax, sigmoid, softmax
+from reference import log_softmax, sigmoid, softmax
 
 SEEDS = [0, 1, 2]
 

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as vg
-from helpers import (BINARY, REDUCTIONS, away_from_zero, count, distinct, engine_grads, log_softmax, logsumexp,
-                     numeric_grads, positive, probability, real, restored, scattered, sigmoid, softmax, sum_to_shape,
-                     unit_interval)
+from helpers import engine_grads, numeric_grads
+from reference import (BINARY, REDUCTIONS, UNARY, away_from_zero, count, distinct, log_softmax, logsumexp, positive,
+                       probability, real, restored, scattered, sigmoid, softmax, sum_to_shape, unit_interval)
 
 SEEDS = [0, 1, 2]
 
@@ -86,15 +86,17 @@ UNARY_SHAPES = [(3, 4), (5,), (2, 3, 2)]
 MATRIX_SHAPES = [(3, 4), (1, 5), (4, 1)]
 
 CASES = [binary_case(op, f, b, d, shapes) for op, _, f, b, d in BINARY for shapes in BROADCAST_PATTERNS]
+# Every element-wise unary op of the table, from its row in reference.UNARY.
+CASES += [
+    Case(f"{r.cls}-{shape}", getattr(vg.ops, r.cls), (shape,), fwd, lambda G, x, bwd=bwd: (bwd(G, x),), (domain,))
+    for r in vg.ops.OPS if r.kind == vg.ops.UNARY and r.native in UNARY
+    for fwd, bwd, domain in [UNARY[r.native]]
+    for shape in UNARY_SHAPES
+]
 CASES += [
     case
     for shape in UNARY_SHAPES
     for case in (
-        Case(f"Negative-{shape}", vg.Negative, (shape,), np.negative, lambda G, x: (-G,)),
-        Case(f"Log-{shape}", vg.Log, (shape,), np.log, lambda G, x: (G / x,), (positive,)),
-        Case(f"Exp-{shape}", vg.Exp, (shape,), np.exp, lambda G, x: (G * np.exp(x),)),
-        Case(f"Sigmoid-{shape}", vg.Sigmoid, (shape,), sigmoid,
-             lambda G, x: (G * sigmoid(x) * (1 - sigmoid(x)),)),
         Case(f"Id-{shape}", vg.Id, (shape,), lambda x: x.copy(), lambda G, x: (G,)),
         Case(f"Sum-{shape}", vg.Sum, (shape,), np.sum, lambda G, x: (np.full(x.shape, G),)),
     )
@@ -179,19 +181,11 @@ CASES += [
     case
     for shape in UNARY_SHAPES
     for case in (
-        Case(f"Sqrt-{shape}", vg.Sqrt, (shape,), np.sqrt, lambda G, x: (G / (2 * np.sqrt(x)),), (positive,)),
-        Case(f"Abs-{shape}", vg.Abs, (shape,), np.abs, lambda G, x: (G * np.sign(x),), (away_from_zero,)),
-        Case(f"Square-{shape}", vg.Square, (shape,), np.square, lambda G, x: (2 * G * x,)),
-        Case(f"Tanh-{shape}", vg.Tanh, (shape,), np.tanh, lambda G, x: (G * (1 - np.tanh(x) ** 2),)),
-        Case(f"ReLU-{shape}", vg.ReLU, (shape,), lambda x: np.maximum(x, 0.0), lambda G, x: (G * (x > 0),),
-             (away_from_zero,)),
         Case(f"LeakyReLU-{shape}-default-slope", vg.LeakyReLU, (shape,), lambda x: np.where(x > 0, x, 0.01 * x),
              lambda G, x: (np.where(x > 0, G, 0.01 * G),), (away_from_zero,), call=vg.leaky_relu),
         Case(f"LeakyReLU-{shape}-slope0.2", vg.LeakyReLU, (shape,), lambda x, slope: np.where(x > 0, x, slope * x),
              lambda G, x, slope: (np.where(x > 0, G, slope * G),), (away_from_zero,), fixed(slope=0.2),
              call=vg.leaky_relu),
-        Case(f"Softplus-{shape}", vg.Softplus, (shape,), lambda x: np.logaddexp(0.0, x),
-             lambda G, x: (G * sigmoid(x),), (lambda rng, s: 3.0 * rng.standard_normal(s),)),
         Case(f"Clip-{shape}", vg.Clip, (shape,), np.clip,
              lambda G, x, a_min, a_max: (G * ((a_min <= x) & (x <= a_max)),), (clip_domain,),
              fixed(a_min=-0.5, a_max=0.7), call=vg.clip),
@@ -368,9 +362,9 @@ CASES += [
     for shape in [(3, 4)]
 ]
 CASES += [
-    Case(f"GetItem-op-{shape}", vg.GetItem, (shape,), lambda x, view: x.ravel()[[1, 3, 5, 7]].reshape(2, 2),
-         lambda G, x, view: (scattered(G, x.ravel(), np.array([[1, 3], [5, 7]])).reshape(x.shape),),
-         constants=fixed(view=(1, (2, 2), (4, 2))))
+    Case(f"GetItem-op-{shape}", vg.GetItem, (shape,), lambda x, **view: x.ravel()[[1, 3, 5, 7]].reshape(2, 2),
+         lambda G, x, **view: (scattered(G, x.ravel(), np.array([[1, 3], [5, 7]])).reshape(x.shape),),
+         constants=fixed(offset=1, shape=(2, 2), strides=(4, 2)))
     for shape in [(2, 4)]
 ]
 
@@ -837,10 +831,10 @@ def raw_backward_with_wrong_shape():
 BAD_INPUTS = [
     ("add-shapes", lambda: node(2, 3) + node(4), ValueError,
      r"add: shapes \(2, 3\) and \(4,\) cannot be broadcast together"),
-    ("sub-shapes", lambda: node(2, 3) - node(3, 2), ValueError, r"sub: shapes \(2, 3\) and \(3, 2\) cannot be broadcast"),
-    ("mul-shapes", lambda: vg.Multiply.do_forward(node(5), node(4)), ValueError, r"mul: shapes \(5,\) and \(4,\)"),
-    ("div-shapes", lambda: node(2, 3) / node(2, 2), ValueError, r"div: shapes \(2, 3\) and \(2, 2\)"),
-    ("pow-shapes", lambda: node(2, 3) ** node(2), ValueError, r"pow: shapes \(2, 3\) and \(2,\)"),
+    ("sub-shapes", lambda: node(2, 3) - node(3, 2), ValueError, r"subtract: shapes \(2, 3\) and \(3, 2\) cannot be broadcast"),
+    ("mul-shapes", lambda: vg.Multiply.do_forward(node(5), node(4)), ValueError, r"multiply: shapes \(5,\) and \(4,\)"),
+    ("div-shapes", lambda: node(2, 3) / node(2, 2), ValueError, r"divide: shapes \(2, 3\) and \(2, 2\)"),
+    ("pow-shapes", lambda: node(2, 3) ** node(2), ValueError, r"power: shapes \(2, 3\) and \(2,\)"),
     ("matmul-align", lambda: node(2, 3) @ node(4, 2), ValueError,
      r"matmul: shapes \(2, 3\) and \(4, 2\) do not align \(3 != 4\)"),
     ("matmul-scalar", lambda: node(2, 3).matmul(vg.TensorNode(2.0)), ValueError,
@@ -869,7 +863,7 @@ BAD_INPUTS = [
      r"select: indices must be integers"),
     ("select-vector", lambda: vg.Select.do_forward(node(3), indices=np.array([0, 1, 2])), ValueError,
      r"select: expected a matrix"),
-    ("select-no-indices", lambda: vg.Select.do_forward(node(2, 3)), TypeError, r"Select: .*indices"),
+    ("select-no-indices", lambda: vg.Select.do_forward(node(2, 3)), TypeError, r"select: missing keyword argument 'indices'"),
     ("squeeze-not-size-one", lambda: vg.Squeeze.do_forward(node(2, 3), dim=1), ValueError,
      r"squeeze: cannot squeeze axis 1"),
     ("squeeze-bad-axis", lambda: vg.Squeeze.do_forward(node(1, 3), dim=5), IndexError, r"squeeze: axis 5 is out of range"),
@@ -880,8 +874,8 @@ BAD_INPUTS = [
      r"add: all inputs must be TensorNodes; input 0 is ndarray"),
     ("sigmoid-number-input", lambda: vg.Sigmoid.do_forward(1.0), TypeError, r"sigmoid: all inputs must be TensorNodes"),
     ("add-string-operand", lambda: node(2) + "a", TypeError, r"add: unsupported dtype"),
-    ("mul-object-operand", lambda: node(2) * object(), TypeError, r"mul: unsupported dtype object"),
-    ("sub-string-array", lambda: np.array(["a", "b"]) - node(2), TypeError, r"sub: unsupported dtype"),
+    ("mul-object-operand", lambda: node(2) * object(), TypeError, r"multiply: unsupported dtype object"),
+    ("sub-string-array", lambda: np.array(["a", "b"]) - node(2), TypeError, r"subtract: unsupported dtype"),
     ("tensornode-strings", lambda: vg.TensorNode(np.array(["a", "b"])), TypeError, r"TensorNode: unsupported dtype"),
     ("tensornode-objects", lambda: vg.TensorNode(np.array([object()])), TypeError,
      r"TensorNode: unsupported dtype object"),

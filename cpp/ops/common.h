@@ -26,8 +26,8 @@ template <class T> Eigen::Map<const Mat<T>> cmat(const Tensor& t, int64_t rows, 
 }
 
 // Runs f(T{}) for the float type of the call's first input.
-template <class F> void with_dtype(const Call& c, const char* op, F&& f) {
-    float_dispatch(c.in[0].dtype(), op, f);
+template <class F> void with_dtype(const Call& c, F&& f) {
+    float_dispatch(c.in[0].dtype(), c.name(), f);
 }
 
 // numpy's broadcast of two shapes; ValueError naming `op` when they are incompatible.
@@ -79,13 +79,6 @@ void broadcast_apply(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
          [&](int64_t o, int64_t ia, int64_t ib, int64_t n, int64_t sa, int64_t sb) {
              for (int64_t i = 0; i < n; ++i) po[o + i] = f(pa[ia + i * sa], pb[ib + i * sb]);
          });
-}
-
-template <class T, class F>
-Tensor broadcast_new(const Tensor& a, const Tensor& b, F f) {
-    Tensor out = Tensor::empty(broadcast_shape(a.shape(), b.shape(), "broadcast"), a.dtype());
-    broadcast_apply<T>(a, b, out, f);
-    return out;
 }
 
 // The gradient-reduction rule of every broadcasting op: sums g over the axes along which `shape`

@@ -54,17 +54,17 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
     return r;
 }
 
-std::vector<Shape> shape_broadcast(const char* op, const Call& c) {
-    return {broadcast_shape(c.in[0].shape(), c.in[1].shape(), op)};
+std::vector<Shape> shape_broadcast(const Call& c) {
+    return {broadcast_shape(c.in[0].shape(), c.in[1].shape(), c.name())};
 }
 
-std::vector<Shape> shape_same(const char*, const Call& c) { return {c.in[0].shape()}; }
+std::vector<Shape> shape_same(const Call& c) { return {c.in[0].shape()}; }
 
 namespace {
 
 // out = f(a, b) over the broadcast of the two inputs.
-template <class F> void binary_fwd(Call& c, const char* op, F f) {
-    with_dtype(c, op, [&](auto tag) {
+template <class F> void binary_fwd(Call& c, F f) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         broadcast_apply<T>(c.in[0], c.in[1], c.out[0], [&](T a, T b) { return f(a, b); });
     });
@@ -73,9 +73,9 @@ template <class F> void binary_fwd(Call& c, const char* op, F f) {
 // Gradients of a broadcasting binary op from its local derivatives: da(a, b, out) and db(a, b, out)
 // are evaluated per output element, multiplied by g, then summed back to each input's shape.
 template <class DA, class DB>
-Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op, DA da, DB db) {
+Grads binary_bwd(const Call& c, const Grads& g, const Need& need, DA da, DB db) {
     Grads r(2);
-    with_dtype(c, op, [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const Tensor& out = c.out[0];
         const T* pa = c.in[0].data<T>();
@@ -101,8 +101,8 @@ Grads binary_bwd(const Call& c, const Grads& g, const Need& need, const char* op
 // out = f(x) for Eigen array expressions; f also gets a T so that it can write constants. Large
 // tensors are done in chunks on the engine's threads (parallel_for, which never waits for a late
 // thread; an OpenMP region did, and cost 12 ms per 0.1 ms kernel under load: thread_pools.py).
-template <class F> void unary_fwd(Call& c, const char* op, F f) {
-    with_dtype(c, op, [&](auto tag) {
+template <class F> void unary_fwd(Call& c, F f) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         parallel_for(c.out[0].numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             vec<T>(c.out[0], lo, hi) = f(cvec<T>(c.in[0], lo, hi), T{});
@@ -111,9 +111,9 @@ template <class F> void unary_fwd(Call& c, const char* op, F f) {
 }
 
 // dL/dx = f(g, x, y, T) with y the output, all as Eigen arrays.
-template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op, F f) {
+template <class F> Grads unary_bwd(const Call& c, const Grads& g, F f) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, op, [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         parallel_for(r.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             vec<T>(r, lo, hi) = f(cvec<T>(g[0], lo, hi), cvec<T>(c.in[0], lo, hi), cvec<T>(c.out[0], lo, hi), T{});
@@ -122,100 +122,98 @@ template <class F> Grads unary_bwd(const Call& c, const Grads& g, const char* op
     return {r};
 }
 
-template <class T> T real_attr(const Call& c, size_t i) { return static_cast<T>(c.attrs.reals[i]); }
-
 }  // namespace
 
 // ---- binary, broadcasting ----
 
-void fwd_add(Call& c) { binary_fwd(c, "add", [](auto a, auto b) { return a + b; }); }
+void fwd_add(Call& c) { binary_fwd(c, [](auto a, auto b) { return a + b; }); }
 // dL/da = sum_to(g), dL/db = sum_to(g): no local derivative to multiply, so no pass over the data
 Grads bwd_add(const Call& c, const Grads& g, const Need&) {
     return {sum_to(g[0], c.in[0].shape()), sum_to(g[0], c.in[1].shape())};
 }
 
-void fwd_sub(Call& c) { binary_fwd(c, "sub", [](auto a, auto b) { return a - b; }); }
+void fwd_subtract(Call& c) { binary_fwd(c, [](auto a, auto b) { return a - b; }); }
 // dL/da = sum_to(g), dL/db = -sum_to(g)
-Grads bwd_sub(const Call& c, const Grads& g, const Need& need) {
+Grads bwd_subtract(const Call& c, const Grads& g, const Need& need) {
     Tensor gb;
     if (need[1]) {
         gb = sum_to(g[0], c.in[1].shape()).clone();
-        with_dtype(c, "sub", [&](auto tag) { vec<decltype(tag)>(gb) *= -1; });
+        with_dtype(c, [&](auto tag) { vec<decltype(tag)>(gb) *= -1; });
     }
     return {sum_to(g[0], c.in[0].shape()), gb};
 }
 
-void fwd_mul(Call& c) { binary_fwd(c, "mul", [](auto a, auto b) { return a * b; }); }
+void fwd_multiply(Call& c) { binary_fwd(c, [](auto a, auto b) { return a * b; }); }
 // dL/da = g * b, dL/db = g * a
-Grads bwd_mul(const Call& c, const Grads& g, const Need& need) {
-    return binary_bwd(c, g, need, "mul", [](auto, auto b, auto) { return b; }, [](auto a, auto, auto) { return a; });
+Grads bwd_multiply(const Call& c, const Grads& g, const Need& need) {
+    return binary_bwd(c, g, need, [](auto, auto b, auto) { return b; }, [](auto a, auto, auto) { return a; });
 }
 
-void fwd_div(Call& c) { binary_fwd(c, "div", [](auto a, auto b) { return a / b; }); }
+void fwd_divide(Call& c) { binary_fwd(c, [](auto a, auto b) { return a / b; }); }
 // dL/da = g / b, dL/db = -g * (a / b) / b
-Grads bwd_div(const Call& c, const Grads& g, const Need& need) {
-    return binary_bwd(c, g, need, "div", [](auto, auto b, auto) { return 1 / b; },
+Grads bwd_divide(const Call& c, const Grads& g, const Need& need) {
+    return binary_bwd(c, g, need, [](auto, auto b, auto) { return 1 / b; },
                       [](auto, auto b, auto q) { return -q / b; });
 }
 
 // numpy computes a ** b with sqrt when b has one element equal to 0.5, so (-inf) ** 0.5 is nan
 // (pow gives inf) and (-0.0) ** 0.5 is -0.0; an exponent of several elements goes through pow.
-void fwd_pow(Call& c) {
+void fwd_power(Call& c) {
     bool half = false;
     if (c.in[1].numel() == 1)
-        float_dispatch(c.in[1].dtype(), "pow", [&](auto tag) { half = c.in[1].data<decltype(tag)>()[0] == decltype(tag)(0.5); });
-    if (half) binary_fwd(c, "pow", [](auto a, auto) { return std::sqrt(a); });
-    else binary_fwd(c, "pow", [](auto a, auto b) { return std::pow(a, b); });
+        float_dispatch(c.in[1].dtype(), c.name(), [&](auto tag) { half = c.in[1].data<decltype(tag)>()[0] == decltype(tag)(0.5); });
+    if (half) binary_fwd(c, [](auto a, auto) { return std::sqrt(a); });
+    else binary_fwd(c, [](auto a, auto b) { return std::pow(a, b); });
 }
 // dL/da = g * b * a^(b-1), dL/db = g * a^b * log(a) (0 where a == 0, the limit for b > 0)
-Grads bwd_pow(const Call& c, const Grads& g, const Need& need) {
+Grads bwd_power(const Call& c, const Grads& g, const Need& need) {
     return binary_bwd(
-        c, g, need, "pow", [](auto a, auto b, auto) { return b == 0 ? decltype(a)(0) : b * std::pow(a, b - 1); },
+        c, g, need, [](auto a, auto b, auto) { return b == 0 ? decltype(a)(0) : b * std::pow(a, b - 1); },
         [](auto a, auto, auto p) { return a == 0 ? decltype(a)(0) : p * std::log(a); });
 }
 
 void fwd_maximum(Call& c) {
-    binary_fwd(c, "maximum", [](auto a, auto b) { return (a > b || std::isnan(a)) ? a : b; });
+    binary_fwd(c, [](auto a, auto b) { return (a > b || std::isnan(a)) ? a : b; });
 }
 // dL/da = g where a > b, g/2 where a == b (ties share), else 0; dL/db likewise
 Grads bwd_maximum(const Call& c, const Grads& g, const Need& need) {
     auto share = [](auto x, auto y) { return decltype(x)(x > y ? 1 : x == y ? 0.5 : 0); };
-    return binary_bwd(c, g, need, "maximum", [share](auto a, auto b, auto) { return share(a, b); },
+    return binary_bwd(c, g, need, [share](auto a, auto b, auto) { return share(a, b); },
                       [share](auto a, auto b, auto) { return share(b, a); });
 }
 
 void fwd_minimum(Call& c) {
-    binary_fwd(c, "minimum", [](auto a, auto b) { return (a < b || std::isnan(a)) ? a : b; });
+    binary_fwd(c, [](auto a, auto b) { return (a < b || std::isnan(a)) ? a : b; });
 }
 // dL/da = g where a < b, g/2 where a == b, else 0; dL/db likewise
 Grads bwd_minimum(const Call& c, const Grads& g, const Need& need) {
     auto share = [](auto x, auto y) { return decltype(x)(x < y ? 1 : x == y ? 0.5 : 0); };
-    return binary_bwd(c, g, need, "minimum", [share](auto a, auto b, auto) { return share(a, b); },
+    return binary_bwd(c, g, need, [share](auto a, auto b, auto) { return share(a, b); },
                       [share](auto a, auto b, auto) { return share(b, a); });
 }
 
 // Comparisons give 1.0 or 0.0 in the inputs' float dtype and have no gradient.
-void fwd_equal(Call& c) { binary_fwd(c, "equal", [](auto a, auto b) { return decltype(a)(a == b); }); }
-void fwd_not_equal(Call& c) { binary_fwd(c, "not_equal", [](auto a, auto b) { return decltype(a)(a != b); }); }
-void fwd_less(Call& c) { binary_fwd(c, "less", [](auto a, auto b) { return decltype(a)(a < b); }); }
-void fwd_less_equal(Call& c) { binary_fwd(c, "less_equal", [](auto a, auto b) { return decltype(a)(a <= b); }); }
-void fwd_greater(Call& c) { binary_fwd(c, "greater", [](auto a, auto b) { return decltype(a)(a > b); }); }
+void fwd_equal(Call& c) { binary_fwd(c, [](auto a, auto b) { return decltype(a)(a == b); }); }
+void fwd_not_equal(Call& c) { binary_fwd(c, [](auto a, auto b) { return decltype(a)(a != b); }); }
+void fwd_less(Call& c) { binary_fwd(c, [](auto a, auto b) { return decltype(a)(a < b); }); }
+void fwd_less_equal(Call& c) { binary_fwd(c, [](auto a, auto b) { return decltype(a)(a <= b); }); }
+void fwd_greater(Call& c) { binary_fwd(c, [](auto a, auto b) { return decltype(a)(a > b); }); }
 void fwd_greater_equal(Call& c) {
-    binary_fwd(c, "greater_equal", [](auto a, auto b) { return decltype(a)(a >= b); });
+    binary_fwd(c, [](auto a, auto b) { return decltype(a)(a >= b); });
 }
 
 // ---- unary ----
 
-void fwd_neg(Call& c) { unary_fwd(c, "neg", [](auto x, auto) { return -x; }); }
+void fwd_negative(Call& c) { unary_fwd(c, [](auto x, auto) { return -x; }); }
 // dL/dx = -g
-Grads bwd_neg(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "neg", [](auto g, auto, auto, auto) { return -g; });
+Grads bwd_negative(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, [](auto g, auto, auto, auto) { return -g; });
 }
 
 // Eigen's vectorised exp and log stop at the normal range (exp(-inf) gives 5.6e-309, log of a
 // subnormal is off); elements outside it are redone with the C library, as numpy computes them.
-template <class F> static void redo_outside_normal(Call& c, const char* op, F outside, double (*exact)(double)) {
-    with_dtype(c, op, [&](auto tag) {
+template <class F> static void redo_outside_normal(Call& c, F outside, double (*exact)(double)) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T* x = c.in[0].data<T>();
         T* y = c.out[0].data<T>();
@@ -225,72 +223,79 @@ template <class F> static void redo_outside_normal(Call& c, const char* op, F ou
 }
 
 void fwd_exp(Call& c) {
-    unary_fwd(c, "exp", [](auto x, auto) { return x.exp(); });
-    redo_outside_normal(c, "exp", [](auto v) { return v < std::log(std::numeric_limits<decltype(v)>::min()); },
+    unary_fwd(c, [](auto x, auto) { return x.exp(); });
+    redo_outside_normal(c, [](auto v) { return v < std::log(std::numeric_limits<decltype(v)>::min()); },
                         [](double v) { return std::exp(v); });
 }
 // dL/dx = g * exp(x), reusing the output
 Grads bwd_exp(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "exp", [](auto g, auto, auto y, auto) { return g * y; });
+    return unary_bwd(c, g, [](auto g, auto, auto y, auto) { return g * y; });
 }
 
 void fwd_log(Call& c) {
-    unary_fwd(c, "log", [](auto x, auto) { return x.log(); });
-    redo_outside_normal(c, "log", [](auto v) { return v > 0 && v < std::numeric_limits<decltype(v)>::min(); },
+    unary_fwd(c, [](auto x, auto) { return x.log(); });
+    redo_outside_normal(c, [](auto v) { return v > 0 && v < std::numeric_limits<decltype(v)>::min(); },
                         [](double v) { return std::log(v); });
 }
 // dL/dx = g / x
 Grads bwd_log(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "log", [](auto g, auto x, auto, auto) { return g / x; });
+    return unary_bwd(c, g, [](auto g, auto x, auto, auto) { return g / x; });
 }
 
-void fwd_sqrt(Call& c) { unary_fwd(c, "sqrt", [](auto x, auto) { return x.sqrt(); }); }
+// log(1 + x), accurate for small |x|, where forming 1 + x first would round x away
+void fwd_log1p(Call& c) { unary_fwd(c, [](auto x, auto) { return x.log1p(); }); }
+// dL/dx = g / (1 + x)
+Grads bwd_log1p(const Call& c, const Grads& g, const Need&) {
+    return unary_bwd(c, g, [](auto g, auto x, auto, auto t) { return g / (decltype(t)(1) + x); });
+}
+
+void fwd_sqrt(Call& c) { unary_fwd(c, [](auto x, auto) { return x.sqrt(); }); }
 // dL/dx = g / (2 sqrt(x))
 Grads bwd_sqrt(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "sqrt", [](auto g, auto, auto y, auto t) { return g / (decltype(t)(2) * y); });
+    return unary_bwd(c, g, [](auto g, auto, auto y, auto t) { return g / (decltype(t)(2) * y); });
 }
 
-void fwd_abs(Call& c) { unary_fwd(c, "abs", [](auto x, auto) { return x.abs(); }); }
+void fwd_abs(Call& c) { unary_fwd(c, [](auto x, auto) { return x.abs(); }); }
 // dL/dx = g * sign(x) (0 at 0)
 Grads bwd_abs(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "abs", [](auto g, auto x, auto, auto) { return g * x.sign(); });
+    return unary_bwd(c, g, [](auto g, auto x, auto, auto) { return g * x.sign(); });
 }
 
-void fwd_square(Call& c) { unary_fwd(c, "square", [](auto x, auto) { return x.square(); }); }
+void fwd_square(Call& c) { unary_fwd(c, [](auto x, auto) { return x.square(); }); }
 // dL/dx = 2 g x
 Grads bwd_square(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "square", [](auto g, auto x, auto, auto t) { return decltype(t)(2) * g * x; });
+    return unary_bwd(c, g, [](auto g, auto x, auto, auto t) { return decltype(t)(2) * g * x; });
 }
 
 // s = 1 / (1 + exp(-x)); exp overflowing to inf gives exactly 0, so no nan for large |x|.
 void fwd_sigmoid(Call& c) {
-    unary_fwd(c, "sigmoid", [](auto x, auto t) { return decltype(t)(1) / (decltype(t)(1) + (-x).exp()); });
+    unary_fwd(c, [](auto x, auto t) { return decltype(t)(1) / (decltype(t)(1) + (-x).exp()); });
 }
 // dL/dx = g * s * (1 - s), s = sigmoid(x)
 Grads bwd_sigmoid(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "sigmoid", [](auto g, auto, auto s, auto t) { return g * s * (decltype(t)(1) - s); });
+    return unary_bwd(c, g, [](auto g, auto, auto s, auto t) { return g * s * (decltype(t)(1) - s); });
 }
 
-void fwd_tanh(Call& c) { unary_fwd(c, "tanh", [](auto x, auto) { return x.tanh(); }); }
+void fwd_tanh(Call& c) { unary_fwd(c, [](auto x, auto) { return x.tanh(); }); }
 // dL/dx = g * (1 - t^2), t = tanh(x)
 Grads bwd_tanh(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "tanh", [](auto g, auto, auto y, auto t) { return g * (decltype(t)(1) - y.square()); });
+    return unary_bwd(c, g, [](auto g, auto, auto y, auto t) { return g * (decltype(t)(1) - y.square()); });
 }
 
-void fwd_relu(Call& c) { unary_fwd(c, "relu", [](auto x, auto t) { return x.max(decltype(t)(0)); }); }
+void fwd_relu(Call& c) { unary_fwd(c, [](auto x, auto t) { return x.max(decltype(t)(0)); }); }
 // dL/dx = g where x > 0, else 0
 Grads bwd_relu(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "relu", [](auto g, auto x, auto, auto t) {
+    return unary_bwd(c, g, [](auto g, auto x, auto, auto t) {
         using T = decltype(t);
         return (x > T(0)).select(g, T(0));
     });
 }
 
-// attrs.reals = {slope}: x where x > 0, slope * x elsewhere
+// x where x > 0, slope * x elsewhere
 void fwd_leaky_relu(Call& c) {
-    with_dtype(c, "leaky_relu", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const T slope = real_attr<T>(c, 0);
+        const T slope = static_cast<T>(c.real("slope"));
         auto x = cvec<T>(c.in[0]);
         vec<T>(c.out[0]) = (x > T(0)).select(x, slope * x);
     });
@@ -298,46 +303,50 @@ void fwd_leaky_relu(Call& c) {
 // dL/dx = g where x > 0, slope * g elsewhere
 Grads bwd_leaky_relu(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "leaky_relu", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         auto gv = cvec<T>(g[0]);
-        vec<T>(r) = (cvec<T>(c.in[0]) > T(0)).select(gv, real_attr<T>(c, 0) * gv);
+        vec<T>(r) = (cvec<T>(c.in[0]) > T(0)).select(gv, static_cast<T>(c.real("slope")) * gv);
     });
     return {r};
 }
 
-// log(1 + exp(x)) computed as max(x, 0) + log1p(exp(-|x|)): no overflow for large x
+// log(1 + exp(x)) computed as max(x, 0) + log1p(exp(-|x|)): no overflow for large x. Where
+// exp(-|x|) leaves the normal range, Eigen's exp is inexact (on AVX2, exp(-inf) is FLT_MIN, not 0):
+// those elements are redone with the C library.
 void fwd_softplus(Call& c) {
-    unary_fwd(c, "softplus", [](auto x, auto t) { return x.max(decltype(t)(0)) + (-x.abs()).exp().log1p(); });
+    unary_fwd(c, [](auto x, auto t) { return x.max(decltype(t)(0)) + (-x.abs()).exp().log1p(); });
+    redo_outside_normal(c, [](auto v) { return -std::abs(v) < std::log(std::numeric_limits<decltype(v)>::min()); },
+                        [](double v) { return std::max(v, 0.0) + std::log1p(std::exp(-std::abs(v))); });
 }
 // dL/dx = g * sigmoid(x)
 Grads bwd_softplus(const Call& c, const Grads& g, const Need&) {
-    return unary_bwd(c, g, "softplus",
+    return unary_bwd(c, g,
                      [](auto g, auto x, auto, auto t) { return g / (decltype(t)(1) + (-x).exp()); });
 }
 
-// attrs.reals = {lo, hi}: min(max(x, lo), hi)
+// min(max(x, lo), hi)
 void fwd_clip(Call& c) {
-    with_dtype(c, "clip", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        vec<T>(c.out[0]) = cvec<T>(c.in[0]).max(real_attr<T>(c, 0)).min(real_attr<T>(c, 1));
+        vec<T>(c.out[0]) = cvec<T>(c.in[0]).max(static_cast<T>(c.real("lo"))).min(static_cast<T>(c.real("hi")));
     });
 }
 // dL/dx = g where lo <= x <= hi, else 0
 Grads bwd_clip(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "clip", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         auto x = cvec<T>(c.in[0]);
-        vec<T>(r) = (x >= real_attr<T>(c, 0) && x <= real_attr<T>(c, 1)).select(cvec<T>(g[0]), T(0));
+        vec<T>(r) = (x >= static_cast<T>(c.real("lo")) && x <= static_cast<T>(c.real("hi"))).select(cvec<T>(g[0]), T(0));
     });
     return {r};
 }
 
-std::vector<Shape> shape_clip(const char* op, const Call& c) {
-    if (c.attrs.reals[0] > c.attrs.reals[1])
-        throw std::invalid_argument(std::string(op) + ": lower bound " + std::to_string(c.attrs.reals[0]) +
-                                    " is above upper bound " + std::to_string(c.attrs.reals[1]));
+std::vector<Shape> shape_clip(const Call& c) {
+    if (c.real("lo") > c.real("hi"))
+        throw std::invalid_argument(std::string(c.name()) + ": lower bound " + std::to_string(c.real("lo")) +
+                                    " is above upper bound " + std::to_string(c.real("hi")));
     return {c.in[0].shape()};
 }
 

@@ -60,11 +60,11 @@ template <class F> void for_each_matrix(const MatmulShapes& s, F f) {
 
 }  // namespace
 
-std::vector<Shape> shape_matmul(const char* op, const Call& c) { return {matmul_shapes(op, c.in[0], c.in[1]).out}; }
+std::vector<Shape> shape_matmul(const Call& c) { return {matmul_shapes(c.name(), c.in[0], c.in[1]).out}; }
 
 void fwd_matmul(Call& c) {
-    const MatmulShapes s = matmul_shapes("matmul", c.in[0], c.in[1]);
-    with_dtype(c, "matmul", [&](auto tag) {
+    const MatmulShapes s = matmul_shapes(c.name(), c.in[0], c.in[1]);
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
         const T *pa = c.in[0].data<T>(), *pb = c.in[1].data<T>();
@@ -80,10 +80,10 @@ void fwd_matmul(Call& c) {
 }
 // C = A B per batch matrix: dL/dA = G B^T, dL/dB = A^T G, summed over the axes an operand was broadcast on
 Grads bwd_matmul(const Call& c, const Grads& g, const Need& need) {
-    const MatmulShapes s = matmul_shapes("matmul", c.in[0], c.in[1]);
+    const MatmulShapes s = matmul_shapes(c.name(), c.in[0], c.in[1]);
     const Tensor &a = c.in[0], &b = c.in[1];
     Grads r(2);
-    with_dtype(c, "matmul", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = s.n, k = s.k, m = s.m;
         const T *pa = a.data<T>(), *pb = b.data<T>(), *pg = g[0].data<T>();
@@ -121,7 +121,8 @@ static void require_matrices(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 // batch_mm(matrix (o, i), vectors (n, i)) applies the matrix to each row vector: (n, o).
-std::vector<Shape> shape_batch_mm(const char* op, const Call& c) {
+std::vector<Shape> shape_batch_mm(const Call& c) {
+    const char* op = c.name();
     const auto &w = c.in[0], &x = c.in[1];
     require_matrices(op, w, x);
     if (w.dim(1) != x.dim(1))
@@ -146,7 +147,7 @@ void xwt_grads(const Tensor& g, const Tensor& x, const Tensor& w, bool want_x, b
 }
 
 void fwd_batch_mm(Call& c) {
-    with_dtype(c, "batch_mm", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto &w = c.in[0], &x = c.in[1];
         mm<T>(false, true, x.dim(0), w.dim(0), x.dim(1), x.data<T>(), w.data<T>(), c.out[0].data<T>());
@@ -155,12 +156,13 @@ void fwd_batch_mm(Call& c) {
 // Y = X W^T: dL/dW = G^T X, dL/dX = G W
 Grads bwd_batch_mm(const Call& c, const Grads& g, const Need& need) {
     Grads r(2);
-    with_dtype(c, "batch_mm", [&](auto tag) { xwt_grads<decltype(tag)>(g[0], c.in[1], c.in[0], need[1], need[0], r[1], r[0]); });
+    with_dtype(c, [&](auto tag) { xwt_grads<decltype(tag)>(g[0], c.in[1], c.in[0], need[1], need[0], r[1], r[0]); });
     return r;
 }
 
 // linear(x (n, i), W (o, i)[, b (o,) or (1, o)]) = x W^T + b, shape (n, o).
-std::vector<Shape> shape_linear(const char* op, const Call& c) {
+std::vector<Shape> shape_linear(const Call& c) {
+    const char* op = c.name();
     if (c.in.size() != 2 && c.in.size() != 3)
         throw std::invalid_argument(std::string(op) + ": expected inputs x, W and optionally b, got " +
                                     std::to_string(c.in.size()) + " inputs");
@@ -180,7 +182,7 @@ std::vector<Shape> shape_linear(const char* op, const Call& c) {
 }
 
 void fwd_linear(Call& c) {
-    with_dtype(c, "linear", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto &x = c.in[0], &w = c.in[1];
         const int64_t n = x.dim(0), o = w.dim(0);
@@ -192,7 +194,7 @@ void fwd_linear(Call& c) {
 // Y = X W^T + b: dL/dX = G W, dL/dW = G^T X, dL/db = column sums of G
 Grads bwd_linear(const Call& c, const Grads& g, const Need& need) {
     Grads r(c.in.size());
-    with_dtype(c, "linear", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         xwt_grads<T>(g[0], c.in[0], c.in[1], need[0], need[1], r[0], r[1]);
         if (c.in.size() == 3 && need[2]) {

@@ -12,21 +12,16 @@ namespace {
 int64_t cols_of(const Tensor& t) { return t.ndim() ? t.dim(t.ndim() - 1) : 1; }
 int64_t rows_of(const Tensor& t) { return cols_of(t) ? t.numel() / cols_of(t) : 0; }
 
-enum Reduction : int64_t { mean = 0, sum = 1 };
+bool is_mean(const Call& c) { return c.choice("reduction") == "mean"; }
 
 // Scale of the upstream scalar gradient for a loss over `count` terms.
 template <class T> T loss_scale(const Call& c, const Tensor& g, int64_t count) {
     const T gv = static_cast<T>(g.item());
-    return c.attrs.ints[0] == mean ? gv / static_cast<T>(count) : gv;
+    return is_mean(c) ? gv / static_cast<T>(count) : gv;
 }
 
 template <class T> T finish(const Call& c, T total, int64_t count) {
-    return c.attrs.ints[0] == mean ? total / static_cast<T>(count) : total;
-}
-
-void require_reduction(const char* op, const Call& c) {
-    if (c.attrs.ints[0] != mean && c.attrs.ints[0] != sum)
-        throw std::invalid_argument(std::string(op) + ": reduction must be 'mean' or 'sum'");
+    return is_mean(c) ? total / static_cast<T>(count) : total;
 }
 
 void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
@@ -37,14 +32,15 @@ void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-std::vector<Shape> shape_softmax(const char* op, const Call& c) {
+std::vector<Shape> shape_softmax(const Call& c) {
+    const char* op = c.name();
     if (c.in[0].ndim() == 0) throw std::invalid_argument(std::string(op) + ": needs at least 1 dimension, got a scalar");
     return {c.in[0].shape()};
 }
 
 // y = exp(x - max) / sum(exp(x - max)) along the last axis
 void fwd_softmax(Call& c) {
-    with_dtype(c, "softmax", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
         auto x = cmat<T>(c.in[0], n, m).array();
@@ -56,7 +52,7 @@ void fwd_softmax(Call& c) {
 // dL/dx = y * (g - sum(g * y)) per row
 Grads bwd_softmax(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "softmax", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
         auto y = cmat<T>(c.out[0], n, m).array();
@@ -69,7 +65,7 @@ Grads bwd_softmax(const Call& c, const Grads& g, const Need&) {
 
 // y = x - max - log(sum(exp(x - max))) along the last axis
 void fwd_log_softmax(Call& c) {
-    with_dtype(c, "log_softmax", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
         auto x = cmat<T>(c.in[0], n, m).array();
@@ -82,7 +78,7 @@ void fwd_log_softmax(Call& c) {
 // dL/dx = g - exp(y) * sum(g) per row
 Grads bwd_log_softmax(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "log_softmax", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
         auto gm = cmat<T>(g[0], n, m).array();
@@ -92,11 +88,11 @@ Grads bwd_log_softmax(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
-// cross_entropy(logits (n, C), attrs.index = targets (n,) in [0, C), attrs.ints = {reduction}):
+// cross_entropy(logits (n, C), targets (n,) in [0, C), reduction):
 // mean or sum over rows of logsumexp(x_i) - x_i[t_i]. The softmax is kept in aux for the backward.
-std::vector<Shape> shape_cross_entropy(const char* op, const Call& c) {
+std::vector<Shape> shape_cross_entropy(const Call& c) {
+    const char* op = c.name();
     const Tensor &x = c.in[0], &t = c.attrs.index;
-    require_reduction(op, c);
     if (x.ndim() != 2)
         throw std::invalid_argument(std::string(op) + ": expected logits of shape (n, classes), got " + shape_str(x.shape()));
     if (!t.defined() || t.dtype() != DType::i64) throw std::out_of_range(std::string(op) + ": targets must be integer class indices");
@@ -114,7 +110,7 @@ std::vector<Shape> shape_cross_entropy(const char* op, const Call& c) {
 void fwd_cross_entropy(Call& c) {
     const Tensor& x = c.in[0];
     c.aux = Tensor::empty(x.shape(), x.dtype());
-    with_dtype(c, "cross_entropy", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = x.dim(0), m = x.dim(1);
         auto xm = cmat<T>(x, n, m).array();
@@ -132,7 +128,7 @@ void fwd_cross_entropy(Call& c) {
 // dL/dx = g * (softmax(x) - onehot(t)) (divided by n for the mean)
 Grads bwd_cross_entropy(const Call& c, const Grads& g, const Need&) {
     Tensor r = c.aux.clone();
-    with_dtype(c, "cross_entropy", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = r.dim(0), m = r.dim(1);
         const int64_t* t = c.attrs.index.data<int64_t>();
@@ -143,8 +139,8 @@ Grads bwd_cross_entropy(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
-std::vector<Shape> shape_pair_loss(const char* op, const Call& c) {
-    require_reduction(op, c);
+std::vector<Shape> shape_pair_loss(const Call& c) {
+    const char* op = c.name();
     require_same_shape(op, c.in[0], c.in[1]);
     return {Shape{}};
 }
@@ -152,7 +148,7 @@ std::vector<Shape> shape_pair_loss(const char* op, const Call& c) {
 // binary_cross_entropy(p, y) = -(y log p + (1 - y) log(1 - p)), each log clamped at -100 so p = 0 or
 // 1 gives a finite loss
 void fwd_binary_cross_entropy(Call& c) {
-    with_dtype(c, "binary_cross_entropy", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         auto p = cvec<T>(c.in[0]);
         auto y = cvec<T>(c.in[1]);
@@ -163,7 +159,7 @@ void fwd_binary_cross_entropy(Call& c) {
 // dL/dp = g (p - y) / max(p (1 - p), 1e-12), dL/dy = g (log(1 - p) - log p) (logs clamped)
 Grads bwd_binary_cross_entropy(const Call& c, const Grads& g, const Need& need) {
     Grads r(2);
-    with_dtype(c, "binary_cross_entropy", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T s = loss_scale<T>(c, g[0], c.in[0].numel());
         auto p = cvec<T>(c.in[0]);
@@ -181,8 +177,8 @@ Grads bwd_binary_cross_entropy(const Call& c, const Grads& g, const Need& need) 
 }
 
 // binary_cross_entropy_with_logits(z, y) = max(z, 0) - z y + log(1 + exp(-|z|)): stable for any z
-void fwd_bce_with_logits(Call& c) {
-    with_dtype(c, "binary_cross_entropy_with_logits", [&](auto tag) {
+void fwd_binary_cross_entropy_with_logits(Call& c) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         auto z = cvec<T>(c.in[0]);
         auto y = cvec<T>(c.in[1]);
@@ -191,9 +187,9 @@ void fwd_bce_with_logits(Call& c) {
     });
 }
 // dL/dz = g (sigmoid(z) - y), dL/dy = -g z
-Grads bwd_bce_with_logits(const Call& c, const Grads& g, const Need& need) {
+Grads bwd_binary_cross_entropy_with_logits(const Call& c, const Grads& g, const Need& need) {
     Grads r(2);
-    with_dtype(c, "binary_cross_entropy_with_logits", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T s = loss_scale<T>(c, g[0], c.in[0].numel());
         auto z = cvec<T>(c.in[0]);
@@ -211,7 +207,7 @@ Grads bwd_bce_with_logits(const Call& c, const Grads& g, const Need& need) {
 
 // mse_loss(p, t) = mean or sum of (p - t)^2
 void fwd_mse_loss(Call& c) {
-    with_dtype(c, "mse_loss", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T total = (cvec<T>(c.in[0]) - cvec<T>(c.in[1])).square().sum();
         *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
@@ -220,7 +216,7 @@ void fwd_mse_loss(Call& c) {
 // dL/dp = 2 g (p - t), dL/dt = -2 g (p - t)
 Grads bwd_mse_loss(const Call& c, const Grads& g, const Need& need) {
     Grads r(2);
-    with_dtype(c, "mse_loss", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T s = T(2) * loss_scale<T>(c, g[0], c.in[0].numel());
         auto d = cvec<T>(c.in[0]) - cvec<T>(c.in[1]);

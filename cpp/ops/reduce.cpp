@@ -16,32 +16,31 @@ void require_matrix(const char* op, const Tensor& x) {
                                     shape_str(x.shape()));
 }
 
-// attrs.ints = {keepdims, naxes, axis...} with naxes = -1 for all axes (0 reduces over none, as
-// numpy's axis=()). `kept` is x's shape with the reduced axes set to 1 (the output with keepdims),
+// A reduction over the axes of the attribute `axis` (None: all; () reduces over none, as numpy's
+// axis=()). `kept` is x's shape with the reduced axes set to 1 (the output with keepdims),
 // `count` the number of elements each output reduces.
 struct Reduction {
     Shape kept, out;
     int64_t count = 1;
 };
 
-Reduction reduction(const char* op, const Call& c) {
+Reduction reduction(const Call& c) {
     const Tensor& x = c.in[0];
-    const auto& ints = c.attrs.ints;
-    if (ints.size() < 2 || (ints[1] >= 0 && ints.size() != static_cast<size_t>(2 + ints[1])))
-        throw std::invalid_argument(std::string(op) + ": malformed reduction attributes");
-    std::vector<bool> reduced(static_cast<size_t>(x.ndim()), ints[1] < 0);
-    for (size_t i = 2; i < ints.size(); ++i) {
-        const auto a = static_cast<size_t>(normalize_axis(ints[i], x.ndim(), op));
-        if (reduced[a]) throw std::invalid_argument(std::string(op) + ": duplicate value in axis");
-        reduced[a] = true;
-    }
+    const bool all = c.all_axes("axis");
+    std::vector<bool> reduced(static_cast<size_t>(x.ndim()), all);
+    if (!all)
+        for (int64_t axis : c.integers("axis")) {
+            const auto a = static_cast<size_t>(normalize_axis(axis, x.ndim(), c.name()));
+            if (reduced[a]) throw std::invalid_argument(std::string(c.name()) + ": duplicate value in axis");
+            reduced[a] = true;
+        }
     Reduction r;
     for (size_t a = 0; a < reduced.size(); ++a) {
         r.kept.push_back(reduced[a] ? 1 : x.shape()[a]);
         if (reduced[a]) r.count *= x.shape()[a];
         else r.out.push_back(x.shape()[a]);
     }
-    if (ints[0]) r.out = r.kept;
+    if (c.flag("keepdims")) r.out = r.kept;
     return r;
 }
 
@@ -73,27 +72,27 @@ template <class T, bool Max> void extreme(const Tensor& x, const Shape& kept, co
 
 }  // namespace
 
-std::vector<Shape> shape_reduce(const char* op, const Call& c) { return {reduction(op, c).out}; }
+std::vector<Shape> shape_reduce(const Call& c) { return {reduction(c).out}; }
 
 // Max and min have no identity element: reducing an empty axis to a non-empty output is an error.
-std::vector<Shape> shape_reduce_nonempty(const char* op, const Call& c) {
-    Reduction r = reduction(op, c);
+std::vector<Shape> shape_reduce_nonempty(const Call& c) {
+    Reduction r = reduction(c);
     if (r.count == 0 && numel_of(r.kept) > 0)
-        throw std::invalid_argument(std::string(op) + ": cannot reduce an empty axis of shape " +
+        throw std::invalid_argument(std::string(c.name()) + ": cannot reduce an empty axis of shape " +
                                     shape_str(c.in[0].shape()) + " (no identity element)");
     return {r.out};
 }
 
 void fwd_sum(Call& c) {
-    const Reduction r = reduction("sum", c);
+    const Reduction r = reduction(c);
     Tensor s = sum_to(c.in[0], r.kept);
     std::copy_n(static_cast<const char*>(s.raw()), s.nbytes(), static_cast<char*>(c.out[0].raw()));
 }
 // dL/dx = g broadcast back over the reduced axes
 Grads bwd_sum(const Call& c, const Grads& g, const Need&) {
-    const Reduction r = reduction("sum", c);
+    const Reduction r = reduction(c);
     Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "sum", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T* pg = g[0].data<T>();
         T* po = out.data<T>();
@@ -103,9 +102,9 @@ Grads bwd_sum(const Call& c, const Grads& g, const Need&) {
 }
 
 void fwd_mean(Call& c) {
-    const Reduction r = reduction("mean", c);
+    const Reduction r = reduction(c);
     Tensor s = sum_to(c.in[0], r.kept);
-    with_dtype(c, "mean", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         vec<T>(c.out[0]) = cvec<T>(s) / static_cast<T>(r.count);
     });
@@ -113,38 +112,38 @@ void fwd_mean(Call& c) {
 // dL/dx = g / count, broadcast back over the reduced axes
 Grads bwd_mean(const Call& c, const Grads& g, const Need& need) {
     Grads r = bwd_sum(c, g, need);
-    with_dtype(c, "mean", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        vec<T>(r[0]) /= static_cast<T>(reduction("mean", c).count);
+        vec<T>(r[0]) /= static_cast<T>(reduction(c).count);
     });
     return r;
 }
 
-template <bool Max> static void fwd_extreme(Call& c, const char* op) {
-    const Reduction r = reduction(op, c);
+template <bool Max> static void fwd_extreme(Call& c) {
+    const Reduction r = reduction(c);
     c.aux = Tensor::empty(r.kept, DType::i64);
-    with_dtype(c, op, [&](auto tag) { extreme<decltype(tag), Max>(c.in[0], r.kept, c.out[0], c.aux); });
+    with_dtype(c, [&](auto tag) { extreme<decltype(tag), Max>(c.in[0], r.kept, c.out[0], c.aux); });
 }
 // dL/dx = g at the first arg-max (arg-min) of each reduced group, 0 elsewhere
-static Grads bwd_extreme(const Call& c, const Grads& g, const char* op) {
+static Grads bwd_extreme(const Call& c, const Grads& g) {
     Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, op, [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t* arg = c.aux.data<int64_t>();
         for (int64_t k = 0; k < c.aux.numel(); ++k) r.data<T>()[arg[k]] += g[0].data<T>()[k];
     });
     return {r};
 }
-void fwd_max(Call& c) { fwd_extreme<true>(c, "max"); }
-Grads bwd_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "max"); }
-void fwd_min(Call& c) { fwd_extreme<false>(c, "min"); }
-Grads bwd_min(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "min"); }
+void fwd_max(Call& c) { fwd_extreme<true>(c); }
+Grads bwd_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g); }
+void fwd_min(Call& c) { fwd_extreme<false>(c); }
+Grads bwd_min(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g); }
 
 // log(sum(exp(x))) = m + log(sum(exp(x - m))) with m the max: no overflow.
 void fwd_logsumexp(Call& c) {
-    const Reduction r = reduction("logsumexp", c);
+    const Reduction r = reduction(c);
     const Tensor& x = c.in[0];
-    with_dtype(c, "logsumexp", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         Tensor m = Tensor::empty(r.kept, x.dtype());
         Tensor arg = Tensor::empty(r.kept, DType::i64);
@@ -160,9 +159,9 @@ void fwd_logsumexp(Call& c) {
 }
 // dL/dx = g * exp(x - logsumexp(x)) (the softmax over the reduced axes)
 Grads bwd_logsumexp(const Call& c, const Grads& g, const Need&) {
-    const Reduction r = reduction("logsumexp", c);
+    const Reduction r = reduction(c);
     Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "logsumexp", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T *px = c.in[0].data<T>(), *pl = c.out[0].data<T>(), *pg = g[0].data<T>();
         T* po = out.data<T>();
@@ -172,14 +171,14 @@ Grads bwd_logsumexp(const Call& c, const Grads& g, const Need&) {
 }
 
 // numpy's divisor for the variance: count - ddof, but never below 0 (0 gives nan or inf, as numpy).
-static double var_divisor(const Reduction& r, const Call& c) { return std::max(static_cast<double>(r.count) - c.attrs.reals[0], 0.0); }
+static double var_divisor(const Reduction& r, const Call& c) { return std::max(static_cast<double>(r.count) - c.real("ddof"), 0.0); }
 
-// attrs.reals = {ddof}: sum((x - mean)^2) / (count - ddof); the mean is kept in aux for the backward.
+// sum((x - mean)^2) / (count - ddof); the mean is kept in aux for the backward.
 void fwd_var(Call& c) {
-    const Reduction r = reduction("var", c);
+    const Reduction r = reduction(c);
     const Tensor& x = c.in[0];
     c.aux = sum_to(x, r.kept).clone();
-    with_dtype(c, "var", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         vec<T>(c.aux) /= static_cast<T>(r.count);
         const T *px = x.data<T>(), *pm = c.aux.data<T>();
@@ -191,9 +190,9 @@ void fwd_var(Call& c) {
 }
 // dL/dx = g * 2 (x - mean) / (count - ddof)
 Grads bwd_var(const Call& c, const Grads& g, const Need&) {
-    const Reduction r = reduction("var", c);
+    const Reduction r = reduction(c);
     Tensor out = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "var", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T scale = T(2) / static_cast<T>(var_divisor(r, c));
         const T *px = c.in[0].data<T>(), *pm = c.aux.data<T>(), *pg = g[0].data<T>();
@@ -205,26 +204,26 @@ Grads bwd_var(const Call& c, const Grads& g, const Need&) {
 
 // ---- vugrad's row-wise ops on matrices ----
 
-std::vector<Shape> shape_matrix(const char* op, const Call& c) {
-    require_matrix(op, c.in[0]);
+std::vector<Shape> shape_matrix(const Call& c) {
+    require_matrix(c.name(), c.in[0]);
     return {c.in[0].shape()};
 }
 
-std::vector<Shape> shape_row_reduce(const char* op, const Call& c) {
-    require_matrix(op, c.in[0]);
+std::vector<Shape> shape_row_reduce(const Call& c) {
+    require_matrix(c.name(), c.in[0]);
     return {Shape{c.in[0].dim(0)}};
 }
 
-std::vector<Shape> shape_row_max(const char* op, const Call& c) {
-    require_matrix(op, c.in[0]);
+std::vector<Shape> shape_row_max(const Call& c) {
+    require_matrix(c.name(), c.in[0]);
     if (c.in[0].dim(1) == 0 && c.in[0].dim(0) > 0)
-        throw std::invalid_argument(std::string(op) + ": rows of shape " + shape_str(c.in[0].shape()) +
+        throw std::invalid_argument(std::string(c.name()) + ": rows of shape " + shape_str(c.in[0].shape()) +
                                     " are empty and have no maximum");
     return {Shape{c.in[0].dim(0)}};
 }
 
 void fwd_row_sum(Call& c) {
-    with_dtype(c, "row_sum", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto& x = c.in[0];
         mat<T>(c.out[0], x.dim(0), 1) = cmat<T>(x, x.dim(0), x.dim(1)).rowwise().sum();
@@ -234,7 +233,7 @@ void fwd_row_sum(Call& c) {
 Grads bwd_row_sum(const Call& c, const Grads& g, const Need&) {
     const auto& x = c.in[0];
     Tensor r = Tensor::empty(x.shape(), x.dtype());
-    with_dtype(c, "row_sum", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         mat<T>(r, x.dim(0), x.dim(1)).colwise() = cmat<T>(g[0], x.dim(0), 1).col(0);
     });
@@ -244,15 +243,15 @@ Grads bwd_row_sum(const Call& c, const Grads& g, const Need&) {
 void fwd_row_max(Call& c) {
     const auto& x = c.in[0];
     c.aux = Tensor::empty({x.dim(0), 1}, DType::i64);
-    with_dtype(c, "row_max", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         extreme<decltype(tag), true>(x, {x.dim(0), 1}, c.out[0], c.aux);
     });
 }
 // dL/dx[i, j] = g[i] where j is the row's first argmax, 0 elsewhere
-Grads bwd_row_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g, "row_max"); }
+Grads bwd_row_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g); }
 
 void fwd_normalize(Call& c) {
-    with_dtype(c, "normalize", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto& x = c.in[0];
         auto xm = cmat<T>(x, x.dim(0), x.dim(1)).array();
@@ -264,7 +263,7 @@ void fwd_normalize(Call& c) {
 Grads bwd_normalize(const Call& c, const Grads& g, const Need&) {
     const auto& x = c.in[0];
     Tensor r = Tensor::empty(x.shape(), x.dtype());
-    with_dtype(c, "normalize", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const int64_t n = x.dim(0), m = x.dim(1);
         auto xm = cmat<T>(x, n, m).array();

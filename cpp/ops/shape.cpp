@@ -9,7 +9,7 @@ namespace tg {
 
 namespace {
 
-std::string str(const char* op) { return std::string(op); }
+std::string op_name(const Call& c) { return c.name(); }
 
 // Elements of t read with per-axis `strides` (in elements, any sign) from `offset`, into a new
 // contiguous tensor of `shape`.
@@ -42,16 +42,17 @@ std::vector<int64_t> contiguous_strides(const Shape& shape) {
     return s;
 }
 
-std::vector<int64_t> permutation(const char* op, const Call& c) {
+std::vector<int64_t> permutation(const Call& c) {
     const int64_t nd = c.in[0].ndim();
-    if (static_cast<int64_t>(c.attrs.ints.size()) != nd)
-        throw std::invalid_argument(str(op) + ": axes must list each of the " + std::to_string(nd) +
+    const auto& axes = c.integers("axes");
+    if (static_cast<int64_t>(axes.size()) != nd)
+        throw std::invalid_argument(op_name(c) + ": axes must list each of the " + std::to_string(nd) +
                                     " axes of shape " + shape_str(c.in[0].shape()) + " once");
     std::vector<int64_t> perm;
     std::vector<bool> seen(static_cast<size_t>(nd), false);
-    for (int64_t a : c.attrs.ints) {
-        const int64_t axis = normalize_axis(a, nd, op);
-        if (seen[static_cast<size_t>(axis)]) throw std::invalid_argument(str(op) + ": repeated axis in transpose");
+    for (int64_t a : axes) {
+        const int64_t axis = normalize_axis(a, nd, c.name());
+        if (seen[static_cast<size_t>(axis)]) throw std::invalid_argument(op_name(c) + ": repeated axis in transpose");
         seen[static_cast<size_t>(axis)] = true;
         perm.push_back(axis);
     }
@@ -66,7 +67,7 @@ void permute_into(const Tensor& t, const std::vector<int64_t>& perm, Tensor& out
     float_dispatch(t.dtype(), "transpose", [&](auto tag) { strided_copy<decltype(tag)>(t, 0, out.shape(), strides, out); });
 }
 
-// attrs.ints for strided: {offset, ndim, shape..., strides...}
+// The view of getitem: elements from `offset` with per-axis `strides` (in elements, any sign).
 struct Strided {
     int64_t offset;
     Shape shape;
@@ -74,13 +75,8 @@ struct Strided {
 };
 
 Strided strided_of(const Call& c) {
-    const auto& v = c.attrs.ints;
-    Strided s;
-    s.offset = v.at(0);
-    const auto nd = static_cast<size_t>(v.at(1));
-    s.shape.assign(v.begin() + 2, v.begin() + 2 + static_cast<long>(nd));
-    s.strides.assign(v.begin() + 2 + static_cast<long>(nd), v.begin() + 2 + static_cast<long>(2 * nd));
-    return s;
+    const auto& shape = c.integers("shape");
+    return {c.integer("offset"), Shape(shape.begin(), shape.end()), c.integers("strides")};
 }
 
 int64_t flat_index(const Call& c, int64_t i) {
@@ -92,13 +88,14 @@ int64_t flat_index(const Call& c, int64_t i) {
 
 // ---- views ----
 
-// attrs.ints = the new shape; one entry may be -1 (inferred)
-std::vector<Shape> shape_reshape(const char* op, const Call& c) {
-    Shape out(c.attrs.ints.begin(), c.attrs.ints.end());
+// The new shape may have one entry -1 (inferred).
+std::vector<Shape> shape_reshape(const Call& c) {
+    const auto& shape = c.integers("shape");
+    Shape out(shape.begin(), shape.end());
     int64_t unknown = -1;
     for (size_t i = 0; i < out.size(); ++i) {
         if (out[i] == -1 && unknown < 0) unknown = static_cast<int64_t>(i);
-        else if (out[i] < 0) throw std::invalid_argument(str(op) + ": invalid shape " + shape_str(out));
+        else if (out[i] < 0) throw std::invalid_argument(op_name(c) + ": invalid shape " + shape_str(out));
     }
     Shape known_dims = out;  // the given sizes, counted without overflow (ValueError if too many)
     if (unknown >= 0) known_dims[static_cast<size_t>(unknown)] = 1;
@@ -106,27 +103,26 @@ std::vector<Shape> shape_reshape(const char* op, const Call& c) {
     const int64_t n = c.in[0].numel();
     const bool fits = unknown >= 0 ? (known > 0 && n % known == 0) : known == n;
     if (!fits)
-        throw std::invalid_argument(str(op) + ": cannot reshape a tensor of shape " + shape_str(c.in[0].shape()) +
+        throw std::invalid_argument(op_name(c) + ": cannot reshape a tensor of shape " + shape_str(c.in[0].shape()) +
                                     " into shape " + shape_str(out));
     if (unknown >= 0) out[static_cast<size_t>(unknown)] = n / known;
     return {out};
 }
 
-// attrs.ints = {dim}
-std::vector<Shape> shape_squeeze(const char* op, const Call& c) {
+std::vector<Shape> shape_squeeze(const Call& c) {
     const auto& x = c.in[0];
-    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim(), op);
+    const int64_t dim = normalize_axis(c.integer("dim"), x.ndim(), c.name());
     if (x.dim(dim) != 1)
-        throw std::invalid_argument(str(op) + ": cannot squeeze axis " + std::to_string(dim) + " of shape " +
+        throw std::invalid_argument(op_name(c) + ": cannot squeeze axis " + std::to_string(dim) + " of shape " +
                                     shape_str(x.shape()) + ": its size is " + std::to_string(x.dim(dim)) + ", not 1");
     Shape out = x.shape();
     out.erase(out.begin() + dim);
     return {out};
 }
 
-std::vector<Shape> shape_unsqueeze(const char* op, const Call& c) {
+std::vector<Shape> shape_unsqueeze(const Call& c) {
     const auto& x = c.in[0];
-    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim() + 1, op);
+    const int64_t dim = normalize_axis(c.integer("dim"), x.ndim() + 1, c.name());
     Shape out = x.shape();
     out.insert(out.begin() + dim, 1);
     return {out};
@@ -134,23 +130,24 @@ std::vector<Shape> shape_unsqueeze(const char* op, const Call& c) {
 
 // ---- broadcasting copies ----
 
-// attrs.ints = {dim, repeats}: vugrad's Expand of one size-1 axis
-std::vector<Shape> shape_expand(const char* op, const Call& c) {
+// vugrad's Expand of one size-1 axis
+std::vector<Shape> shape_expand(const Call& c) {
     const auto& x = c.in[0];
-    const int64_t dim = normalize_axis(c.attrs.ints.at(0), x.ndim(), op);
-    const int64_t repeats = c.attrs.ints.at(1);
+    const int64_t dim = normalize_axis(c.integer("dim"), x.ndim(), c.name());
+    const int64_t repeats = c.integer("repeats");
     if (x.dim(dim) != 1)
-        throw std::invalid_argument(str(op) + ": can only expand an axis of size 1, but axis " + std::to_string(dim) +
+        throw std::invalid_argument(op_name(c) + ": can only expand an axis of size 1, but axis " + std::to_string(dim) +
                                     " of shape " + shape_str(x.shape()) + " has size " + std::to_string(x.dim(dim)));
-    if (repeats < 0) throw std::invalid_argument(str(op) + ": repeats must be >= 0, got " + std::to_string(repeats));
+    if (repeats < 0) throw std::invalid_argument(op_name(c) + ": repeats must be >= 0, got " + std::to_string(repeats));
     Shape out = x.shape();
     out[static_cast<size_t>(dim)] = repeats;
     return {out};
 }
 
-// attrs.ints = the target shape (numpy's broadcast_to)
-std::vector<Shape> shape_broadcast_to(const char* op, const Call& c) {
-    const Shape target(c.attrs.ints.begin(), c.attrs.ints.end());
+// numpy's broadcast_to
+std::vector<Shape> shape_broadcast_to(const Call& c) {
+    const auto& shape = c.integers("shape");
+    const Shape target(shape.begin(), shape.end());
     numel_of(target);
     const Shape& s = c.in[0].shape();
     bool ok = s.size() <= target.size();
@@ -159,12 +156,12 @@ std::vector<Shape> shape_broadcast_to(const char* op, const Call& c) {
         ok = d == 1 || d == target[target.size() - 1 - i];
     }
     if (!ok)
-        throw std::invalid_argument(str(op) + ": cannot broadcast shape " + shape_str(s) + " to " + shape_str(target));
+        throw std::invalid_argument(op_name(c) + ": cannot broadcast shape " + shape_str(s) + " to " + shape_str(target));
     return {target};
 }
 
 void fwd_broadcast(Call& c) {
-    with_dtype(c, "broadcast", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         broadcast_apply<T>(c.in[0], c.in[0], c.out[0], [](T a, T) { return a; });
     });
@@ -174,16 +171,16 @@ Grads bwd_broadcast(const Call& c, const Grads& g, const Need&) { return {sum_to
 
 // ---- transpose ----
 
-std::vector<Shape> shape_transpose(const char* op, const Call& c) {
+std::vector<Shape> shape_transpose(const Call& c) {
     Shape out;
-    for (int64_t p : permutation(op, c)) out.push_back(c.in[0].dim(p));
+    for (int64_t p : permutation(c)) out.push_back(c.in[0].dim(p));
     return {out};
 }
 
-void fwd_transpose(Call& c) { permute_into(c.in[0], permutation("transpose", c), c.out[0]); }
+void fwd_transpose(Call& c) { permute_into(c.in[0], permutation(c), c.out[0]); }
 // dL/dx = g transposed by the inverse permutation
 Grads bwd_transpose(const Call& c, const Grads& g, const Need&) {
-    const auto perm = permutation("transpose", c);
+    const auto perm = permutation(c);
     std::vector<int64_t> inverse(perm.size());
     for (size_t i = 0; i < perm.size(); ++i) inverse[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
     Tensor r = Tensor::empty(c.in[0].shape(), g[0].dtype());
@@ -193,18 +190,18 @@ Grads bwd_transpose(const Call& c, const Grads& g, const Need&) {
 
 // ---- concatenate ----
 
-// attrs.ints = {axis}; all inputs agree on every other axis
-std::vector<Shape> shape_concatenate(const char* op, const Call& c) {
+// All inputs agree on every other axis
+std::vector<Shape> shape_concatenate(const Call& c) {
     const Tensor& first = c.in[0];
-    if (first.ndim() == 0) throw std::invalid_argument(str(op) + ": zero-dimensional tensors cannot be concatenated");
-    const int64_t axis = normalize_axis(c.attrs.ints.at(0), first.ndim(), op);
+    if (first.ndim() == 0) throw std::invalid_argument(op_name(c) + ": zero-dimensional tensors cannot be concatenated");
+    const int64_t axis = normalize_axis(c.integer("axis"), first.ndim(), c.name());
     Shape out = first.shape();
     out[static_cast<size_t>(axis)] = 0;
     for (const Tensor& t : c.in) {
         Shape s = t.shape();
         if (t.ndim() == first.ndim()) s[static_cast<size_t>(axis)] = 0;
         if (s != out)
-            throw std::invalid_argument(str(op) + ": shapes " + shape_str(first.shape()) + " and " +
+            throw std::invalid_argument(op_name(c) + ": shapes " + shape_str(first.shape()) + " and " +
                                         shape_str(t.shape()) + " differ outside axis " + std::to_string(axis));
     }
     for (const Tensor& t : c.in) out[static_cast<size_t>(axis)] += t.dim(axis);
@@ -214,7 +211,7 @@ std::vector<Shape> shape_concatenate(const char* op, const Call& c) {
 namespace {
 // Per-input block sizes along the concatenation axis (elements per outer index), and outer count.
 void concat_blocks(const Call& c, std::vector<int64_t>& blocks, int64_t& outer) {
-    const int64_t axis = normalize_axis(c.attrs.ints.at(0), c.in[0].ndim(), "concatenate");
+    const int64_t axis = normalize_axis(c.integer("axis"), c.in[0].ndim(), c.name());
     outer = 1;
     for (int64_t i = 0; i < axis; ++i) outer *= c.in[0].dim(i);
     for (const Tensor& t : c.in) blocks.push_back(outer ? t.numel() / outer : 0);
@@ -256,22 +253,22 @@ Grads bwd_concatenate(const Call& c, const Grads& g, const Need& need) {
 
 // ---- indexing ----
 
-// attrs.index: int64 vector with one column index per row of the matrix input (vugrad's Select).
-std::vector<Shape> shape_select(const char* op, const Call& c) {
+// The indices: an int64 vector with one column index per row of the matrix input (vugrad's Select).
+std::vector<Shape> shape_select(const Call& c) {
     const auto& x = c.in[0];
     const auto& idx = c.attrs.index;
     if (x.ndim() != 2)
-        throw std::invalid_argument(str(op) + ": expected a matrix (2 dimensions), got shape " + shape_str(x.shape()));
-    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(str(op) + ": indices must be integers");
+        throw std::invalid_argument(op_name(c) + ": expected a matrix (2 dimensions), got shape " + shape_str(x.shape()));
+    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(op_name(c) + ": indices must be integers");
     if (idx.ndim() != 1 || idx.dim(0) != x.dim(0))
-        throw std::invalid_argument(str(op) + ": expected one index per row, " + std::to_string(x.dim(0)) +
+        throw std::invalid_argument(op_name(c) + ": expected one index per row, " + std::to_string(x.dim(0)) +
                                     " in all, got indices of shape " + shape_str(idx.shape()) + " for input of shape " +
                                     shape_str(x.shape()));
     const int64_t m = x.dim(1);
     const int64_t* p = idx.data<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i)
         if (p[i] < -m || p[i] >= m)
-            throw std::out_of_range(str(op) + ": index " + std::to_string(p[i]) + " in row " + std::to_string(i) +
+            throw std::out_of_range(op_name(c) + ": index " + std::to_string(p[i]) + " in row " + std::to_string(i) +
                                     " is out of range for " + std::to_string(m) + " columns (input shape " +
                                     shape_str(x.shape()) + ")");
     return {Shape{x.dim(0)}};
@@ -283,7 +280,7 @@ static int64_t column(const Call& c, int64_t i) {
 }
 
 void fwd_select(Call& c) {
-    with_dtype(c, "select", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto& x = c.in[0];
         for (int64_t i = 0; i < x.dim(0); ++i) c.out[0].data<T>()[i] = x.data<T>()[i * x.dim(1) + column(c, i)];
@@ -293,7 +290,7 @@ void fwd_select(Call& c) {
 Grads bwd_select(const Call& c, const Grads& g, const Need&) {
     const auto& x = c.in[0];
     Tensor r = Tensor::zeros(x.shape(), x.dtype());
-    with_dtype(c, "select", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         for (int64_t i = 0; i < x.dim(0); ++i) r.data<T>()[i * x.dim(1) + column(c, i)] = g[0].data<T>()[i];
     });
@@ -302,52 +299,56 @@ Grads bwd_select(const Call& c, const Grads& g, const Need&) {
 
 // A basic-indexing view (ints, slices, None, Ellipsis) described by offset, shape and strides;
 // every element it reaches must lie inside the input.
-std::vector<Shape> shape_strided(const char* op, const Call& c) {
-    const auto& v = c.attrs.ints;
-    if (v.size() < 2 || v[1] < 0 || v.size() != static_cast<size_t>(2 + 2 * v[1]))
-        throw std::invalid_argument(str(op) + ": malformed view description");
+std::vector<Shape> shape_getitem(const Call& c) {
     const Strided s = strided_of(c);
+    if (s.strides.size() != s.shape.size())
+        throw std::invalid_argument(op_name(c) + ": a view of shape " + shape_str(s.shape) + " needs " +
+                                    std::to_string(s.shape.size()) + " strides, got " + std::to_string(s.strides.size()));
     if (numel_of(s.shape) > 0) {
+        // The lowest and highest element reached, computed without overflow (a huge stride is an error).
         int64_t lo = s.offset, hi = s.offset;
+        bool overflow = false;
         for (size_t i = 0; i < s.shape.size(); ++i) {
-            const int64_t reach = s.strides[i] * (s.shape[i] - 1);
-            (reach < 0 ? lo : hi) += reach;
+            int64_t reach;
+            overflow |= __builtin_mul_overflow(s.strides[i], s.shape[i] - 1, &reach);
+            overflow |= __builtin_add_overflow(reach < 0 ? lo : hi, reach, reach < 0 ? &lo : &hi);
         }
-        if (lo < 0 || hi >= c.in[0].numel())
-            throw std::out_of_range(str(op) + ": view reaches elements " + std::to_string(lo) + ".." +
-                                    std::to_string(hi) + " of a tensor of shape " + shape_str(c.in[0].shape()));
+        if (overflow || lo < 0 || hi >= c.in[0].numel())
+            throw std::out_of_range(op_name(c) + ": a view of shape " + shape_str(s.shape) + " with offset " +
+                                    std::to_string(s.offset) + " and strides " + shape_str(Shape(s.strides.begin(), s.strides.end())) +
+                                    " reaches outside a tensor of shape " + shape_str(c.in[0].shape()));
     }
     return {s.shape};
 }
 
-void fwd_strided(Call& c) {
+void fwd_getitem(Call& c) {
     const Strided s = strided_of(c);
-    with_dtype(c, "getitem", [&](auto tag) { strided_copy<decltype(tag)>(c.in[0], s.offset, s.shape, s.strides, c.out[0]); });
+    with_dtype(c, [&](auto tag) { strided_copy<decltype(tag)>(c.in[0], s.offset, s.shape, s.strides, c.out[0]); });
 }
 // dL/dx = g added back at the viewed positions, 0 elsewhere
-Grads bwd_strided(const Call& c, const Grads& g, const Need&) {
+Grads bwd_getitem(const Call& c, const Grads& g, const Need&) {
     const Strided s = strided_of(c);
     Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "getitem", [&](auto tag) { strided_add<decltype(tag)>(g[0], s.offset, s.shape, s.strides, r); });
+    with_dtype(c, [&](auto tag) { strided_add<decltype(tag)>(g[0], s.offset, s.shape, s.strides, r); });
     return {r};
 }
 
-// attrs.index: flat positions into the input (any shape, negative counts from the end); the
+// The indices: flat positions into the input (any shape, negative counts from the end); the
 // output has the index's shape. Advanced indexing (integer arrays, boolean masks) lowers to this.
-std::vector<Shape> shape_gather(const char* op, const Call& c) {
+std::vector<Shape> shape_gather(const Call& c) {
     const Tensor& idx = c.attrs.index;
-    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(str(op) + ": indices must be integers");
+    if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(op_name(c) + ": indices must be integers");
     const int64_t n = c.in[0].numel();
     const int64_t* p = idx.data<int64_t>();
     for (int64_t i = 0; i < idx.numel(); ++i)
         if (p[i] < -n || p[i] >= n)
-            throw std::out_of_range(str(op) + ": flat index " + std::to_string(p[i]) + " is out of range for a tensor of " +
+            throw std::out_of_range(op_name(c) + ": flat index " + std::to_string(p[i]) + " is out of range for a tensor of " +
                                     std::to_string(n) + " elements (shape " + shape_str(c.in[0].shape()) + ")");
     return {idx.shape()};
 }
 
 void fwd_gather(Call& c) {
-    with_dtype(c, "gather", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T* x = c.in[0].data<T>();
         T* o = c.out[0].data<T>();
@@ -357,7 +358,7 @@ void fwd_gather(Call& c) {
 // dL/dx = g scattered back to the gathered positions; repeated positions add up
 Grads bwd_gather(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
-    with_dtype(c, "gather", [&](auto tag) {
+    with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T* pg = g[0].data<T>();
         T* pr = r.data<T>();

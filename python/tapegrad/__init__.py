@@ -6,27 +6,20 @@
     loss.backward()          # a.grad now holds d loss / d a
 """
 
-from . import functional, init, nn, ops, optim
+from . import functional, init, methods, nn, ops, optim
 from .checkpoint import load, save
-from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, detect_anomaly, gemm_backend,
-                   get_num_threads, is_grad_enabled, no_grad, set_detect_anomaly, set_gemm_backend, set_num_threads)
+from .core import Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, detect_anomaly, is_grad_enabled, \
+    no_grad, set_detect_anomaly
+from .runtime import gemm_backend, get_num_threads, set_gemm_backend, set_num_threads
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot
 from .data import DataLoader, batches, load_five_points, write_idx
-from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
-                         clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,
-                         greater, greater_equal, leaky_relu, less, less_equal, linear, log, log_softmax,
-                         logceloss, logsoftmax, logsumexp, matmul, max, maximum, mean, min, minimum, mse_loss, nll_loss,
-                         multiply, negative, not_equal, power, relu, reshape, sigmoid, softmax, softplus, sqrt,
-                         square, squeeze, stack, subtract, sum, tanh, transpose, unsqueeze, var)
 from .init import manual_seed
 from .nn import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
-from .ops import (Abs, Add, BatchMM, BinaryCrossEntropy, BinaryCrossEntropyWithLogits, BroadcastTo, Clip,
-                  Concatenate, CrossEntropy, Divide, Equal, Exp, Expand, FusedLinear, Gather, GetItem, Greater,
-                  GreaterEqual, Id, LeakyReLU, Less, LessEqual, Log, LogSoftmax, LogSumExp, MatrixMultiply, Max,
-                  Maximum, Mean, Min, Minimum, MSELoss, Multiply, Negative, Normalize, NotEqual, Power, ReLU,
-                  Reshape, RowMax, RowSum, Select, Sigmoid, Softmax, Softplus, Sqrt, Square, Squeeze, Sub, Sum,
-                  Tanh, Transpose, Unsqueeze, Var)
+
+# Every op class (vg.Add, vg.Sigmoid ...) and every function (vg.exp, vg.sum ...).
+from .ops import *  # noqa: E402,F401,F403
+from .functional import *  # noqa: E402,F401,F403
 
 __version__ = "0.1.0"

@@ -6,11 +6,6 @@ that produced it (``source``). An Op is a class with static ``forward(context, *
 the tape. Ops written in Python run on the same tape as the engine's own ops.
 """
 
-import glob
-import os
-
-import numpy as np
-
 from . import _core
 
 TensorNode = _core.TensorNode
@@ -107,53 +102,42 @@ class Function:
         return tuple(result[i] for i in ctx._positions)
 
 
-_OP_NAMES = _core.op_names()
+_OP_INDEX = {row["name"]: i for i, row in enumerate(_core.op_table())}
 
 
 class NativeOp(Op):
-    """An op whose forward and backward are C++ kernels of the engine.
+    """An op whose forward and backward are C++ kernels of the engine (a row of its op table).
 
-    ``do_forward`` goes straight to the engine. ``forward(context, *arrays)`` and
-    ``backward(context, *grads)`` also work on raw arrays, as for any Op, and run the same kernels.
-    A subclass that redefines forward or backward runs as a Python op instead.
+    ``do_forward(*nodes, **attributes)`` goes straight to the engine, which checks the attributes
+    against the row's declarations. ``forward(context, *arrays)`` and ``backward(context, *grads)``
+    also work on raw arrays, as for any Op, and run the same kernels. A subclass that redefines
+    forward or backward runs as a Python op instead.
     """
 
-    _native = None  # the engine's name of the op
-    _index = None   # its row in the engine's op table
-    _plain = False  # takes no constants: do_forward goes straight to the engine
+    _native = None  # the engine's name of the op (its row in the op table)
+    _index = None   # the row's position
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "_native" in cls.__dict__:
-            cls._index = _OP_NAMES.index(cls._native)
+            if cls._native not in _OP_INDEX:
+                raise ValueError(f"{cls.__name__}: the engine has no op named {cls._native!r}")
+            cls._index = _OP_INDEX[cls._native]
             _core.register_op_class(cls._index, cls)
         elif "forward" in cls.__dict__ or "backward" in cls.__dict__:
             cls._index = None
-        cls._plain = cls._index is not None and cls._constants is NativeOp._constants
-
-    @staticmethod
-    def _constants():
-        """Map the op's keyword arguments to the engine's (integers, reals, index array)."""
-        return (), (), None
-
-    @classmethod
-    def _parse(cls, kwargs):
-        try:
-            return cls._constants(**kwargs)
-        except TypeError as e:
-            raise TypeError(f"{cls.__name__}: {e}") from None
 
     @classmethod
     def do_forward(cls, *inputs, **kwargs):
-        if cls._plain and not kwargs:
-            return _core.apply_plain(cls._index, *inputs)
         if cls._index is None:
             return super().do_forward(*inputs, **kwargs)
-        return _core.apply(cls._index, inputs, *cls._parse(kwargs))
+        if not kwargs:
+            return _core.apply_plain(cls._index, *inputs)
+        return _core.apply(cls._index, inputs, kwargs)
 
     @classmethod
     def forward(cls, context, *inputs, **kwargs):
-        outputs, native = _core.forward(cls._index, inputs, *cls._parse(kwargs))
+        outputs, native = _core.forward(cls._index, inputs, kwargs)
         context["native"] = native
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
@@ -208,49 +192,3 @@ def set_detect_anomaly(enabled):
 def is_grad_enabled():
     """True unless inside ``no_grad()``."""
     return _core.is_grad_enabled()
-
-
-def set_num_threads(n):
-    """Number of threads the engine may use: the BLAS's for matrix products, and the engine's own
-    for element-wise kernels and optimiser updates on tensors of 65,536 elements or more (smaller
-    ones run on the calling thread). The default is the machine's core count."""
-    _core.set_num_threads(int(n))
-
-
-def get_num_threads():
-    """Number of threads the engine uses (see set_num_threads)."""
-    return _core.get_num_threads()
-
-
-def _load_numpy_blas():
-    """Point the engine's matrix products at the OpenBLAS that numpy's wheel bundles.
-
-    numpy is the one run-time dependency, and its BLAS is faster than Eigen at 2 threads on the
-    shapes of an MLP. TAPEGRAD_BLAS names another library with cblas_sgemm/dgemm, or "eigen" to
-    keep Eigen; without a loadable BLAS the engine uses Eigen.
-    """
-    choice = os.environ.get("TAPEGRAD_BLAS", "")
-    if choice.lower() == "eigen":
-        return
-    if choice:
-        candidates = [choice]
-    else:
-        here = os.path.dirname(np.__file__)
-        candidates = sorted(glob.glob(os.path.join(here + ".libs", "*openblas*"))
-                            + glob.glob(os.path.join(here, ".dylibs", "*openblas*")))
-    for path in candidates:
-        if _core.load_blas(path):
-            return
-
-
-def gemm_backend():
-    """Which library runs matrix products: "blas" (numpy's OpenBLAS) or "eigen"."""
-    return _core.gemm_backend()
-
-
-def set_gemm_backend(name):
-    """Switch matrix products between "blas" (if one was loaded) and "eigen" (for comparisons)."""
-    _core.set_gemm_backend(name)
-
-
-_load_numpy_blas()

@@ -1,14 +1,15 @@
-"""Functions on TensorNodes with numpy's names, vugrad's activations and losses, and the
-TensorNode methods that mirror numpy's (``x.sum(axis=1)``, ``x.T``, ``x[0, 1:]`` ...).
+"""Functions on TensorNodes with numpy's names, and vugrad's activations and losses.
 
 Every function takes TensorNodes (arrays and numbers become constants without gradient) and
-returns a TensorNode; each is one engine op unless its docstring says otherwise.
+returns a TensorNode; each is one engine op unless its docstring says otherwise. The functions of
+the unary, binary and reduction ops are made from the rows of tapegrad.ops.OPS; the others are
+written below. TensorNode's methods are installed from both by tapegrad.methods.
 """
 
 import numpy as np
 
 from . import _core, ops
-from .core import TensorNode, is_grad_enabled, no_grad
+from .core import TensorNode
 
 
 def _node(x, op, dtype=None):
@@ -23,11 +24,6 @@ def _node(x, op, dtype=None):
     if array.dtype.kind not in "fiub":
         raise TypeError(f"{op}: unsupported dtype {array.dtype} (expected a float, integer or boolean array)")
     return TensorNode(array if dtype is None else array.astype(dtype), requires_grad=False)
-
-
-def _apply(cls, x):
-    """The short path of a native op without constants on one operand (per-op cost matters)."""
-    return _core.apply1(cls._index, x if type(x) is TensorNode else _node(x, cls._native))
 
 
 def _weak(x, like, op):
@@ -45,190 +41,72 @@ def _pair(a, b, op):
     return _node(a, op), _node(b, op)
 
 
-# ---- element-wise, broadcasting ----
+# ---- functions made from the op table: unary f(x), binary f(a, b), reductions ----
 
-def add(a, b):
-    """a + b, numpy broadcasting."""
-    a, b = _pair(a, b, "add")
-    return a + b
-
-
-def subtract(a, b):
-    """a - b, numpy broadcasting."""
-    a, b = _pair(a, b, "sub")
-    return a - b
+def _summary(r):
+    """The forward half of a row's docstring."""
+    return r.doc.split(" Backward:")[0]
 
 
-def multiply(a, b):
-    """a * b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b, "mul")
-    return a * b
+def _unary(r):
+    cls = getattr(ops, r.cls)
+
+    def function(x):
+        return _core.apply1(cls._index, x if type(x) is TensorNode else _node(x, r.native))
+
+    return function, f"{_summary(r)}\n\nx: a TensorNode (or an array or number, a constant); the result has its shape."
 
 
-def divide(a, b):
-    """a / b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b, "div")
-    return a / b
+def _binary(r):
+    cls = getattr(ops, r.cls)
+
+    def function(a, b):
+        return cls.do_forward(*_pair(a, b, r.native))
+
+    return function, (f"{_summary(r)}\n\na, b: TensorNodes, arrays or numbers (at least one a node for a "
+                      "gradient; a Python number takes the other operand's dtype).")
 
 
-def power(a, b):
-    """a ** b element-wise, numpy broadcasting."""
-    a, b = _pair(a, b, "pow")
-    return a ** b
+def _reduction(r):
+    cls = getattr(ops, r.cls)
+
+    def function(x, axis=None, keepdims=False):
+        return cls.do_forward(_node(x, r.native), axis=axis, keepdims=keepdims)
+
+    return function, (f"{_summary(r)}\n\naxis: None (all axes), an int or a tuple of ints; keepdims keeps "
+                      "the reduced axes as size 1.")
 
 
-def _binary(cls, a, b):
-    return cls.do_forward(*_pair(a, b, cls._native))
+_MAKERS = {ops.UNARY: _unary, ops.BINARY: _binary, ops.REDUCTION: _reduction}
+
+for _r in ops.OPS:
+    if _r.kind is not None:
+        _fn, _fn.__doc__ = _MAKERS[_r.kind](_r)
+        _fn.__name__ = _fn.__qualname__ = _r.function
+        _fn.__module__ = __name__
+        globals()[_r.function] = _fn
 
 
-def maximum(a, b):
-    """Element-wise maximum, broadcasting; on ties the gradient is shared equally."""
-    return _binary(ops.Maximum, a, b)
-
-
-def minimum(a, b):
-    """Element-wise minimum, broadcasting; on ties the gradient is shared equally."""
-    return _binary(ops.Minimum, a, b)
-
-
-def equal(a, b):
-    """a == b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.Equal, a, b)
-
-
-def not_equal(a, b):
-    """a != b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.NotEqual, a, b)
-
-
-def less(a, b):
-    """a < b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.Less, a, b)
-
-
-def less_equal(a, b):
-    """a <= b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.LessEqual, a, b)
-
-
-def greater(a, b):
-    """a > b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.Greater, a, b)
-
-
-def greater_equal(a, b):
-    """a >= b as 1.0/0.0 (no gradient)."""
-    return _binary(ops.GreaterEqual, a, b)
-
-
-# ---- element-wise, unary (same shape out) ----
-
-def negative(x):
-    """-x."""
-    return _apply(ops.Negative, x)
-
-
-def exp(x):
-    """exp(x)."""
-    return _apply(ops.Exp, x)
-
-
-def log(x):
-    """Natural log; nan for x < 0 and -inf at 0, as in numpy."""
-    return _apply(ops.Log, x)
-
-
-def sqrt(x):
-    """Square root; nan for x < 0, as in numpy."""
-    return _apply(ops.Sqrt, x)
-
-
-def abs(x):
-    """|x| (gradient 0 at 0)."""
-    return _apply(ops.Abs, x)
-
-
-def square(x):
-    """x ** 2."""
-    return _apply(ops.Square, x)
-
-
-def sigmoid(x):
-    """Logistic sigmoid 1 / (1 + exp(-x))."""
-    return _apply(ops.Sigmoid, x)
-
-
-def tanh(x):
-    """Hyperbolic tangent."""
-    return _apply(ops.Tanh, x)
-
-
-def relu(x):
-    """max(x, 0)."""
-    return _apply(ops.ReLU, x)
-
+# ---- written by hand: constants with other names, several ops, or logic around the op ----
 
 def leaky_relu(x, slope=0.01):
     """x where x > 0, slope * x elsewhere."""
-    return ops.LeakyReLU.do_forward(_node(x, ops.LeakyReLU._native), slope=slope)
-
-
-def softplus(x):
-    """log(1 + exp(x)), without overflow."""
-    return _apply(ops.Softplus, x)
+    return ops.LeakyReLU.do_forward(_node(x, "leaky_relu"), slope=slope)
 
 
 def clip(x, a_min, a_max):
     """Values limited to [a_min, a_max] (None: no bound on that side); gradient 0 outside."""
     lo = -np.inf if a_min is None else a_min
     hi = np.inf if a_max is None else a_max
-    return ops.Clip.do_forward(_node(x, ops.Clip._native), lo=lo, hi=hi)
-
-
-# ---- reductions: axis None (all), an int or a tuple; keepdims keeps reduced axes as size 1 ----
-
-def _reduce(cls, x, axis, keepdims, **kwargs):
-    return cls.do_forward(_node(x, cls._native), axis=axis, keepdims=keepdims, **kwargs)
-
-
-def sum(x, axis=None, keepdims=False):
-    """Sum over axis (all elements by default)."""
-    return _reduce(ops.Sum, x, axis, keepdims)
-
-
-def mean(x, axis=None, keepdims=False):
-    """Mean over axis (all elements by default)."""
-    return _reduce(ops.Mean, x, axis, keepdims)
-
-
-def max(x, axis=None, keepdims=False):
-    """Maximum over axis; the gradient goes to the (first) arg-max element."""
-    return _reduce(ops.Max, x, axis, keepdims)
-
-
-def min(x, axis=None, keepdims=False):
-    """Minimum over axis; the gradient goes to the (first) arg-min element."""
-    return _reduce(ops.Min, x, axis, keepdims)
-
-
-def logsumexp(x, axis=None, keepdims=False):
-    """log(sum(exp(x))) over axis, computed stably."""
-    return _reduce(ops.LogSumExp, x, axis, keepdims)
+    return ops.Clip.do_forward(_node(x, "clip"), lo=lo, hi=hi)
 
 
 def var(x, axis=None, ddof=0, keepdims=False):
     """Variance over axis with numpy's ddof (0: divide by the count)."""
-    return _reduce(ops.Var, x, axis, keepdims, ddof=ddof)
+    return ops.Var.do_forward(_node(x, "var"), axis=axis, keepdims=keepdims, ddof=ddof)
 
 
 # ---- linear algebra ----
-
-def matmul(a, b):
-    """numpy's matmul: 1-d operands are vectors, 2-d matrices, more dimensions batches of
-    matrices (batch axes broadcast)."""
-    a, b = _pair(a, b, "matmul")
-    return a @ b
-
 
 def transpose(x, axes=None):
     """Axes reversed (axes=None) or permuted: output axis i is input axis axes[i]."""
@@ -255,7 +133,7 @@ def _shape_arg(shape):
 def reshape(x, shape):
     """The same elements in a new shape; one entry may be -1 (inferred)."""
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    return ops.Reshape.do_forward(_node(x, ops.Reshape._native), shape=shape)
+    return ops.Reshape.do_forward(_node(x, "reshape"), shape=shape)
 
 
 def flatten(x):
@@ -285,7 +163,7 @@ def squeeze(x, axis=None):
 
 def unsqueeze(x, axis):
     """A size-1 axis inserted at position axis (numpy's expand_dims)."""
-    return ops.Unsqueeze.do_forward(_node(x, ops.Unsqueeze._native), dim=axis)
+    return ops.Unsqueeze.do_forward(_node(x, "unsqueeze"), dim=axis)
 
 
 expand_dims = unsqueeze
@@ -293,7 +171,7 @@ expand_dims = unsqueeze
 
 def broadcast_to(x, shape):
     """numpy's broadcast_to (a copy); the gradient sums over the broadcast axes."""
-    return ops.BroadcastTo.do_forward(_node(x, ops.BroadcastTo._native), shape=tuple(shape))
+    return ops.BroadcastTo.do_forward(_node(x, "broadcast_to"), shape=tuple(shape))
 
 
 def concatenate(nodes, axis=0):
@@ -338,7 +216,8 @@ def getitem(x, key):
             view = base[key if any(k is Ellipsis for k in key) else key + (Ellipsis,)]
             item = base.itemsize
             offset = (view.__array_interface__["data"][0] - base.__array_interface__["data"][0]) // item
-            return ops.GetItem.do_forward(x, view=(offset, view.shape, [s // item for s in view.strides]))
+            return ops.GetItem.do_forward(x, offset=offset, shape=view.shape,
+                                          strides=[s // item for s in view.strides])
         flat = np.arange(x.value.size, dtype=np.int64).reshape(x.shape)[key]
     except IndexError as e:
         raise IndexError(f"getitem: {e} (indexing a node of shape {x.shape})") from None
@@ -420,53 +299,5 @@ def celoss(outputs, targets):
     return logceloss(ops.Log.do_forward(outputs), targets)
 
 
-# ---- in-place operators ----
-
-def _inplace(fn, symbol):
-    def method(x, other):
-        if x.source is not None or (is_grad_enabled() and isinstance(other, TensorNode) and other.requires_grad):
-            return fn(x, other)  # part of a graph: a new node, as x = x <op> other, so gradients stay right
-        if x.requires_grad and is_grad_enabled():
-            raise RuntimeError(f"in-place {symbol}= on a leaf node that requires grad would bypass the graph; "
-                               f"write updates inside `with vg.no_grad():`, or use x = x {symbol} other")
-        with no_grad():
-            result = fn(x.detach(), other)
-        if result.shape != x.shape:
-            raise ValueError(f"in-place {symbol}=: result of shape {result.shape} does not fit a node of shape {x.shape}")
-        np.copyto(x.value, result.value, casting="same_kind")
-        x._bump_version()  # graphs that saved the old value will refuse to backward through it
-        return x
-
-    method.__doc__ = (f"x {symbol}= other: in place on a leaf (bumping its version); x = x {symbol} other when "
-                      "x or other is part of a graph")
-    return method
-
-
-# ---- TensorNode methods with numpy's names ----
-
-def _truth(x):
-    if x.value.size != 1:
-        raise ValueError(f"the truth value of a TensorNode of shape {x.shape} is ambiguous; "
-                         "use .value.any() or .value.all()")
-    return bool(x.value.reshape(()))
-
-
-_METHODS = {
-    "sum": sum, "mean": mean, "max": max, "min": min, "var": var, "logsumexp": logsumexp,
-    "exp": exp, "log": log, "sqrt": sqrt, "abs": abs, "square": square, "sigmoid": sigmoid,
-    "tanh": tanh, "relu": relu, "softplus": softplus, "clip": clip,
-    "reshape": lambda x, *shape: reshape(x, _shape_arg(shape)),
-    "flatten": flatten, "squeeze": squeeze, "unsqueeze": unsqueeze,
-    "transpose": lambda x, *axes: transpose(x, _shape_arg(axes) if axes else None),
-    "broadcast_to": broadcast_to, "expand": lambda x, *shape: broadcast_to(x, _shape_arg(shape)),
-    "softmax": softmax, "log_softmax": logsoftmax,
-    "__getitem__": getitem, "__abs__": abs,
-    "__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
-    "__eq__": equal, "__ne__": not_equal, "__bool__": _truth,
-    "__iadd__": _inplace(add, "+"), "__isub__": _inplace(subtract, "-"),
-    "__imul__": _inplace(multiply, "*"), "__itruediv__": _inplace(divide, "/"),
-}
-for _name, _fn in _METHODS.items():
-    setattr(TensorNode, _name, _fn)
-TensorNode.__hash__ = object.__hash__  # nodes stay usable as dict keys despite element-wise ==
-TensorNode.T = property(lambda x: transpose(x), doc="The node with its axes reversed.")
+__all__ = sorted({r.function for r in ops.OPS if r.function} |
+                 {"celoss", "expand_dims", "flatten", "logceloss", "logsoftmax", "nll_loss", "stack"})

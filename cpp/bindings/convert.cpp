@@ -1,0 +1,201 @@
+#include "bindings/convert.h"
+
+#include <string_view>
+
+namespace tg::py_convert {
+
+using namespace pybind11::literals;
+
+py::dtype numpy_dtype(DType dt) {
+    switch (dt) {
+        case DType::f32: return py::dtype::of<float>();
+        case DType::f64: return py::dtype::of<double>();
+        default: return py::dtype::of<int64_t>();
+    }
+}
+
+py::array to_numpy(const Tensor& t, bool writeable) {
+    auto* keep = new std::shared_ptr<Buffer>(t.buffer());
+    py::capsule base(keep, [](void* p) { delete static_cast<std::shared_ptr<Buffer>*>(p); });
+    std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+    std::vector<py::ssize_t> strides(shape.size());
+    py::ssize_t step = static_cast<py::ssize_t>(dtype_size(t.dtype()));
+    for (size_t i = shape.size(); i-- > 0;) {
+        strides[i] = step;
+        step *= shape[i];
+    }
+    py::array a(numpy_dtype(t.dtype()), shape, strides, t.raw(), base);
+    if (!writeable) py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    return a;
+}
+
+std::shared_ptr<void> hold(py::object obj) {
+    return std::shared_ptr<void>(obj.release().ptr(), [](void* p) {
+        py::gil_scoped_acquire gil;
+        Py_DECREF(static_cast<PyObject*>(p));
+    });
+}
+
+namespace {
+DType float_dtype_for(const py::array& a, const std::string& what) {
+    const char kind = a.dtype().kind();
+    if (kind == 'f' && a.itemsize() == 4) return DType::f32;
+    if (kind == 'f' && a.itemsize() == 8) return DType::f64;
+    if (kind == 'f' || kind == 'i' || kind == 'u' || kind == 'b') return DType::f64;
+    throw DTypeError(what + ": unsupported dtype " + std::string(py::str(a.dtype())) +
+                     " (expected a float, integer or boolean array)");
+}
+}  // namespace
+
+std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
+
+Tensor to_tensor(py::handle obj, const std::string& what, bool share) {
+    py::array a = py::array::ensure(obj);
+    if (!a) throw DTypeError(what + ": cannot convert " + std::string(py::str(py::type::of(obj))) + " to an array");
+    const DType dt = float_dtype_for(a, what);
+    Shape shape(a.shape(), a.shape() + a.ndim());
+    const bool exact = (dt == DType::f32 && a.dtype().is(py::dtype::of<float>())) ||
+                       (dt == DType::f64 && a.dtype().is(py::dtype::of<double>()));
+    const bool contiguous = a.flags() & py::array::c_style;
+    if (share && exact && contiguous && a.writeable())
+        return Tensor::wrap(a.mutable_data(), shape, dt, hold(a));
+    Tensor t = Tensor::empty(shape, dt);
+    py::array dst(numpy_dtype(dt), std::vector<py::ssize_t>(shape.begin(), shape.end()), t.raw(), py::none());
+    py::module_::import("numpy").attr("copyto")(dst, a, "casting"_a = "unsafe");
+    return t;
+}
+
+Tensor to_index(py::handle obj, const std::string& op) {
+    py::array a = py::array::ensure(obj);
+    if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
+        throw std::out_of_range(op + ": indices must be integers, got " +
+                                (a ? std::string(py::str(a.dtype())) : std::string(py::str(py::type::of(obj)))));
+    auto c = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+    Tensor t = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::i64);
+    std::copy(c.data(), c.data() + c.size(), t.data<int64_t>());
+    return t;
+}
+
+NodePtr as_node(py::handle obj, const Node& like, const char* op) {
+    if (py::isinstance<Node>(obj)) return obj.cast<NodePtr>();
+    Tensor t;
+    // Python numbers are "weak": they take the dtype of the node they meet (x * 0.5 stays float32).
+    // numpy scalars (np.float64 subclasses float) are strong, as in numpy 2.
+    if (PyFloat_CheckExact(obj.ptr()) || PyLong_CheckExact(obj.ptr()) || PyBool_Check(obj.ptr()))
+        t = Tensor::full({}, like.value.dtype(), obj.cast<double>());
+    else
+        t = to_tensor(obj, op, false);
+    return std::make_shared<Node>(std::move(t), false);
+}
+
+py::tuple shape_tuple(const Shape& shape) {
+    py::tuple t(shape.size());
+    for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
+    return t;
+}
+
+namespace {
+
+// Messages name the op and the argument: "squeeze: dim must be an integer, got float".
+std::string where(const OpDef& def, const AttrSpec& spec) { return std::string(def.name) + ": " + spec.name; }
+
+int64_t to_int64(py::handle obj, const OpDef& def, const AttrSpec& spec) {
+    if (!PyIndex_Check(obj.ptr()))
+        throw DTypeError(where(def, spec) + " must be an integer, got " + type_name(obj));
+    py::object index = py::reinterpret_steal<py::object>(PyNumber_Index(obj.ptr()));
+    if (!index) throw py::error_already_set();
+    int overflow = 0;
+    const long long v = PyLong_AsLongLongAndOverflow(index.ptr(), &overflow);
+    if (overflow)
+        throw std::invalid_argument(where(def, spec) + " = " + std::string(py::str(obj)) + " does not fit in 64 bits");
+    return v;
+}
+
+std::vector<int64_t> to_int64s(py::handle obj, const OpDef& def, const AttrSpec& spec) {
+    if (PyIndex_Check(obj.ptr())) return {to_int64(obj, def, spec)};
+    if (py::isinstance<py::str>(obj) || !py::isinstance<py::iterable>(obj))
+        throw DTypeError(where(def, spec) + " must be an integer or a sequence of integers, got " + type_name(obj));
+    std::vector<int64_t> out;
+    for (auto item : obj) out.push_back(to_int64(item, def, spec));
+    return out;
+}
+
+AttrValue fallback(const AttrSpec& spec) {
+    AttrValue v;
+    if (spec.kind == AttrKind::axes) v.none = true;
+    else if (spec.kind == AttrKind::real) v.real = spec.fallback;
+    else v.ints = {static_cast<int64_t>(spec.fallback)};
+    return v;
+}
+
+AttrValue convert(py::handle obj, const OpDef& def, const AttrSpec& spec, Attrs& attrs) {
+    AttrValue v;
+    switch (spec.kind) {
+        case AttrKind::integer: v.ints = {to_int64(obj, def, spec)}; break;
+        case AttrKind::integers: v.ints = to_int64s(obj, def, spec); break;
+        case AttrKind::axes:
+            if (obj.is_none()) v.none = true;
+            else v.ints = to_int64s(obj, def, spec);
+            break;
+        case AttrKind::real: {
+            const double d = PyFloat_AsDouble(obj.ptr());
+            if (d == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                throw DTypeError(where(def, spec) + " must be a real number, got " + type_name(obj));
+            }
+            v.real = d;
+            break;
+        }
+        case AttrKind::flag: {
+            const int truth = PyObject_IsTrue(obj.ptr());
+            if (truth < 0) throw py::error_already_set();
+            v.ints = {truth};
+            break;
+        }
+        case AttrKind::choice: {
+            const auto names = choice_names(spec);
+            std::string allowed;
+            for (size_t k = 0; k < names.size(); ++k) {
+                allowed += (k ? (k + 1 == names.size() ? " or '" : ", '") : "'") + names[k] + "'";
+                if (py::isinstance<py::str>(obj) && obj.cast<std::string>() == names[k])
+                    v.ints = {static_cast<int64_t>(k)};
+            }
+            if (v.ints.empty())
+                throw std::invalid_argument(where(def, spec) + " must be " + allowed + ", got " +
+                                            std::string(py::repr(obj)));
+            break;
+        }
+        case AttrKind::indices: attrs.index = to_index(obj, def.name); break;
+    }
+    return v;
+}
+
+std::string accepted(const OpDef& def) {
+    if (def.attrs.empty()) return "it takes no keyword arguments";
+    std::string s = "it takes ";
+    for (size_t i = 0; i < def.attrs.size(); ++i) s += (i ? ", " : "") + std::string(def.attrs[i].name);
+    return s;
+}
+
+}  // namespace
+
+Attrs make_attrs(const OpDef& def, py::handle kwargs) {
+    Attrs attrs;
+    attrs.values.reserve(def.attrs.size());
+    const bool given = !kwargs.is_none() && py::len(kwargs) > 0;
+    if (given)
+        for (auto item : py::reinterpret_borrow<py::dict>(kwargs)) {
+            const std::string key = py::str(item.first);
+            if (!def.attr(key))
+                throw DTypeError(std::string(def.name) + ": unexpected keyword argument '" + key + "' (" + accepted(def) + ")");
+        }
+    for (const AttrSpec& spec : def.attrs) {
+        py::handle obj = given ? PyDict_GetItemString(kwargs.ptr(), spec.name) : nullptr;
+        if (obj) attrs.values.push_back(convert(obj, def, spec, attrs));
+        else if (!spec.required) attrs.values.push_back(fallback(spec));
+        else throw DTypeError(std::string(def.name) + ": missing keyword argument '" + spec.name + "' (" + accepted(def) + ")");
+    }
+    return attrs;
+}
+
+}  // namespace tg::py_convert

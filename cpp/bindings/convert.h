@@ -1,0 +1,39 @@
+// Conversions between Python objects and the engine's types: numpy arrays <-> Tensors (without
+// copies where possible), index arrays, shapes, and op attributes from keyword arguments.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+
+#include "ops/registry.h"
+#include "tape.h"
+
+namespace tg::py_convert {
+
+namespace py = pybind11;
+
+py::dtype numpy_dtype(DType dt);
+// A numpy array over the tensor's buffer (no copy); the array keeps the buffer alive.
+py::array to_numpy(const Tensor& t, bool writeable = true);
+// Tensor from anything numpy can read; floats keep their width, integers and booleans become
+// float64; anything else is a TypeError naming `what`. With share, a C-contiguous, writeable
+// float32/float64 array is used in place (like torch.from_numpy); otherwise the data is copied.
+Tensor to_tensor(py::handle obj, const std::string& what, bool share);
+// Integer index array (int64, contiguous copy); IndexError naming `op` for non-integers, as numpy.
+Tensor to_index(py::handle obj, const std::string& op);
+// A node for an operand of a binary op: a TensorNode is itself; a Python number takes the dtype of
+// `like` (weak, as in numpy); arrays and numpy scalars keep theirs.
+NodePtr as_node(py::handle obj, const Node& like, const char* op);
+py::tuple shape_tuple(const Shape& shape);
+// The name of an object's type, for messages ("float", "TensorNode").
+std::string type_name(py::handle obj);
+// The attributes of op `def` from keyword arguments (a dict or None), by the declarations of its
+// row: TypeError for an unknown, missing or mistyped argument, ValueError for a bad choice.
+Attrs make_attrs(const OpDef& def, py::handle kwargs);
+// A reference to a Python object that may be dropped on any thread (it takes the GIL to do so).
+std::shared_ptr<void> hold(py::object obj);
+
+}  // namespace tg::py_convert

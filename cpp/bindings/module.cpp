@@ -1,0 +1,12 @@
+// The extension module tapegrad._core: errors, then the bindings of each part.
+#include "bindings/modules.h"
+#include "tape.h"
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "tapegrad's C++ engine: tensors, the tape and the op kernels";
+    pybind11::register_exception<tg::DTypeError>(m, "DTypeError", PyExc_TypeError);
+    pybind11::register_exception<tg::GraphError>(m, "GraphError", PyExc_RuntimeError);
+    tg::bind_runtime(m);
+    tg::bind_nodes(m);
+    tg::bind_optim(m);
+}

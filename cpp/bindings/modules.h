@@ -1,0 +1,12 @@
+// The parts of the _core module, one per job; module.cpp calls each once.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace tg {
+
+void bind_nodes(pybind11::module_& m);    // nodes.cpp: TensorNode, OpNode, op application, the op table
+void bind_optim(pybind11::module_& m);    // optim.cpp: optimiser steps
+void bind_runtime(pybind11::module_& m);  // runtime.cpp: grad and anomaly modes, threads, the BLAS
+
+}  // namespace tg

@@ -1,0 +1,453 @@
+// Bindings of the graph: TensorNode and OpNode, op application (native and Python ops), the
+// raw-array forward/backward of native ops, the op table as Python sees it, and the fast callables
+// that the Python layer installs as TensorNode's operators.
+#include <pybind11/stl.h>
+
+#include "bindings/convert.h"
+#include "bindings/modules.h"
+
+namespace tg {
+
+namespace {
+
+using namespace py_convert;
+using namespace pybind11::literals;
+
+// Forward kernels on at least this many elements run with the GIL released; below it the
+// release/acquire pair costs more than it frees.
+constexpr int64_t kReleaseGilElements = 1 << 14;
+
+// Python classes of the native ops, by op index (set by the Python layer at import).
+std::vector<PyObject*>& op_classes() {
+    static std::vector<PyObject*> classes(op_table().size(), nullptr);
+    return classes;
+}
+
+const OpDef& def_of(int op) { return op_table().at(static_cast<size_t>(op)); }
+
+bool large(const std::vector<NodePtr>& inputs) {
+    for (const auto& n : inputs)
+        if (n->value.numel() >= kReleaseGilElements) return true;
+    return false;
+}
+
+// The folder of the tapegrad package: frames from files inside it are the library's own.
+const std::string& package_dir() {
+    static const std::string dir = [] {
+        py::object os = py::module_::import("os");
+        std::string init = py::str(py::module_::import("tapegrad").attr("__file__"));
+        return std::string(py::str(os.attr("path").attr("dirname")(os.attr("path").attr("realpath")(init)))) + "/";
+    }();
+    return dir;
+}
+
+// In anomaly mode, op nodes remember the Python stack that created them, for the error message.
+void remember_trace(const std::vector<NodePtr>& outputs) {
+    if (anomaly_enabled() && !outputs.empty() && outputs[0]->source) {
+        // The user's frames nearest the call: the package's own are dropped, the last six kept.
+        py::object os = py::module_::import("os");
+        py::list frames = py::module_::import("traceback").attr("extract_stack")();
+        py::list mine;
+        for (auto f : frames) {
+            std::string file = py::str(os.attr("path").attr("realpath")(f.attr("filename")));
+            if (file.rfind(package_dir(), 0) != 0) mine.append(f);
+        }
+        const size_t n = py::len(mine), first = n > 6 ? n - 6 : 0;
+        std::string trace;
+        py::list kept;
+        for (size_t i = first; i < n; ++i) kept.append(mine[i]);
+        for (auto line : py::module_::import("traceback").attr("format_list")(kept)) trace += py::str(line);
+        outputs[0]->source->trace = trace;
+    }
+}
+
+std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
+    std::vector<NodePtr> out;
+    if (large(inputs)) {
+        py::gil_scoped_release nogil;
+        out = tg::apply(op, inputs, std::move(attrs));
+    } else {
+        out = tg::apply(op, inputs, std::move(attrs));
+    }
+    remember_trace(out);
+    return out;
+}
+
+py::object nodes_out(const std::vector<NodePtr>& nodes) {
+    if (nodes.size() == 1) return py::cast(nodes[0]);
+    return py::cast(nodes);
+}
+
+std::vector<NodePtr> node_inputs(const OpDef& def, py::handle inputs) {
+    std::vector<NodePtr> nodes;
+    size_t i = 0;
+    for (auto x : inputs) {
+        if (!py::isinstance<Node>(x))
+            throw DTypeError(std::string(def.name) + ": all inputs must be TensorNodes; input " + std::to_string(i) +
+                             " is " + type_name(x) + " (constants go in as keyword arguments)");
+        nodes.push_back(x.cast<NodePtr>());
+        ++i;
+    }
+    return nodes;
+}
+
+// self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
+NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
+    NodePtr o = as_node(other, *self, def_of(op).name);
+    return apply_op(op, reflected ? std::vector<NodePtr>{o, self} : std::vector<NodePtr>{self, o}, {})[0];
+}
+
+// A Python Op on the tape: its backward is the class's static backward(context, *grads).
+struct PythonOp : ExternalOp {
+    py::object cls, context;
+    PythonOp(py::object c, py::object ctx) : cls(std::move(c)), context(std::move(ctx)) {}
+    ~PythonOp() override {
+        py::gil_scoped_acquire gil;
+        cls = py::object();
+        context = py::object();
+    }
+    std::string name() const override {
+        py::gil_scoped_acquire gil;
+        return py::str(cls.attr("__name__"));
+    }
+    void release() override {
+        py::gil_scoped_acquire gil;
+        context = py::dict();
+    }
+    std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+        py::gil_scoped_acquire gil;
+        const std::string op = py::str(cls.attr("__name__"));
+        py::tuple args(grads.size() + 1);
+        args[0] = context;
+        for (size_t k = 0; k < grads.size(); ++k) args[k + 1] = to_numpy(grads[k]);
+        // vg.Function maps the gradients of forward's arguments to its node inputs in _tape_backward.
+        py::object res = (py::hasattr(cls, "_tape_backward") ? cls.attr("_tape_backward") : cls.attr("backward"))(*args);
+        std::vector<Tensor> out;
+        if (!py::isinstance<py::tuple>(res) && !py::isinstance<py::list>(res)) res = py::make_tuple(res);
+        for (auto g : res) out.push_back(g.is_none() ? Tensor() : to_tensor(g, op + ".backward", false));
+        return out;
+    }
+};
+
+// A native op's forward run on raw arrays (vg.Sigmoid.forward(context, array)): what backward needs.
+struct NativeContext {
+    int op;
+    Call call;
+};
+
+// The op's Python class name (vg.Add -> "Add"), as vugrad prints it; the engine name otherwise.
+std::string op_label(const OpNode& o) {
+    if (o.external) return o.name();
+    PyObject* cls = op_classes()[static_cast<size_t>(o.op)];
+    return cls ? std::string(py::str(py::handle(cls).attr("__name__"))) : o.name();
+}
+
+std::string node_repr(const Node& n) {
+    std::string s = "TensorNode[";
+    if (!n.name.empty()) s += n.name + ", ";
+    s += "size " + shape_str(n.value.shape()) + ", " + dtype_name(n.value.dtype()) + ", source " +
+         (n.source ? op_label(*n.source) : "None") + "]";
+    return s;
+}
+
+
+const char* saves_name(Saves s) {
+    switch (s) {
+        case saves_none: return "none";
+        case saves_in: return "inputs";
+        case saves_out: return "outputs";
+        default: return "both";
+    }
+}
+
+// An op's attributes by name, as Python values (indices as an array, None once released).
+py::dict attrs_dict(const Call& c) {
+    py::dict d;
+    for (size_t i = 0; i < c.def->attrs.size() && i < c.attrs.values.size(); ++i) {
+        const AttrSpec& spec = c.def->attrs[i];
+        const AttrValue& v = c.attrs.values[i];
+        py::object value;
+        switch (spec.kind) {
+            case AttrKind::integer: value = py::int_(v.ints.at(0)); break;
+            case AttrKind::integers: value = py::tuple(py::cast(v.ints)); break;
+            case AttrKind::axes: value = v.none ? py::object(py::none()) : py::object(py::tuple(py::cast(v.ints))); break;
+            case AttrKind::real: value = py::float_(v.real); break;
+            case AttrKind::flag: value = py::bool_(v.ints.at(0) != 0); break;
+            case AttrKind::choice: value = py::str(std::string(c.choice(spec.name))); break;
+            case AttrKind::indices:
+                value = c.attrs.index.defined() ? py::object(to_numpy(c.attrs.index, false)) : py::object(py::none());
+                break;
+        }
+        d[spec.name] = value;
+    }
+    return d;
+}
+
+// The op table as Python sees it: one dict per row.
+py::list table_rows() {
+    py::list rows;
+    for (const OpDef& d : op_table()) {
+        py::list attrs;
+        for (const AttrSpec& a : d.attrs) {
+            py::object fallback = py::none();
+            if (!a.required && a.kind == AttrKind::choice) fallback = py::str(choice_names(a).at(0));
+            else if (!a.required && a.kind == AttrKind::real) fallback = py::float_(a.fallback);
+            else if (!a.required && a.kind == AttrKind::flag) fallback = py::bool_(a.fallback != 0);
+            else if (!a.required && a.kind == AttrKind::integer) fallback = py::int_(static_cast<int64_t>(a.fallback));
+            attrs.append(py::dict("name"_a = a.name, "kind"_a = attr_kind_name(a.kind), "required"_a = a.required,
+                                  "default"_a = fallback, "choices"_a = choice_names(a)));
+        }
+        rows.append(py::dict("name"_a = d.name, "arity"_a = d.arity, "attrs"_a = attrs,
+                             "differentiable"_a = d.backward != nullptr, "view"_a = d.forward == nullptr,
+                             "saves"_a = saves_name(d.saves)));
+    }
+    return rows;
+}
+
+}  // namespace
+
+void bind_nodes(py::module_& m) {
+    py::class_<OpNode, OpNodePtr>(m, "OpNode", "One application of an op in the graph (a diamond node).")
+        .def_property_readonly(
+            "op",
+            [](const OpNode& o) -> py::object {
+                if (o.external) return static_cast<PythonOp*>(o.external.get())->cls;
+                PyObject* cls = op_classes()[static_cast<size_t>(o.op)];
+                return cls ? py::reinterpret_borrow<py::object>(cls) : py::str(o.name());
+            },
+            "The op class (e.g. vg.Add) whose forward produced the outputs.")
+        .def_property_readonly("name", &OpNode::name)
+        .def_readonly("inputs", &OpNode::inputs, "The TensorNodes the op was applied to.")
+        .def_property_readonly(
+            "outputs",
+            [](const OpNode& o) {
+                py::list out;
+                for (const auto& w : o.outputs) {
+                    auto n = w.lock();
+                    out.append(n ? py::cast(n) : py::none());
+                }
+                return out;
+            },
+            "The TensorNodes the op produced (None for an output that no longer exists).")
+        .def_property_readonly(
+            "context",
+            [](const OpNode& o) -> py::object {
+                if (o.external) return static_cast<PythonOp*>(o.external.get())->context;
+                py::dict d;
+                py::list ins, outs;
+                for (const auto& t : o.call.in) ins.append(to_numpy(t));
+                for (const auto& t : o.call.out) outs.append(to_numpy(t));
+                d["inputs"] = ins;
+                d["outputs"] = outs;
+                if (o.call.def && !o.call.def->attrs.empty()) d["attrs"] = attrs_dict(o.call);
+                if (o.call.aux.defined()) d["aux"] = to_numpy(o.call.aux);
+                return d;
+            },
+            "What the op saved for its backward (for Python ops: the dict its forward filled).")
+        .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; });
+
+    py::class_<Node, NodePtr> node(m, "TensorNode", py::dynamic_attr(),
+                                   "A value in the computation graph, linked to the op that produced it.");
+    node.def(py::init([](py::object value, py::object source, py::object name, bool requires_grad) {
+                 if (py::isinstance<Node>(value))
+                     throw DTypeError("TensorNode: value must be an array, not a TensorNode (use its .value)");
+                 if (!source.is_none())
+                     throw std::invalid_argument("TensorNode: source is set by ops; create leaves with source=None");
+                 auto n = std::make_shared<Node>(to_tensor(value, "TensorNode", true), requires_grad);
+                 if (!name.is_none()) n->name = py::str(name);
+                 return n;
+             }),
+             py::arg("value"), py::arg("source") = py::none(), py::arg("name") = py::none(),
+             py::arg("requires_grad") = true)
+        .def_property(
+            // Read-only for nodes made by ops: their values may be saved for the backward.
+            "value", [](const Node& n) { return to_numpy(n.value, !n.source); },
+            [](Node& n, py::object v) {
+                if (py::isinstance<py::array>(v)) {
+                    auto a = py::reinterpret_borrow<py::array>(v);
+                    // `p.value -= lr * p.grad` assigns back the view it just changed in place.
+                    if (a.data() == n.value.raw() && Shape(a.shape(), a.shape() + a.ndim()) == n.value.shape() &&
+                        a.dtype().is(numpy_dtype(n.value.dtype()))) {
+                        n.value.bump_version();
+                        return;
+                    }
+                }
+                n.value = to_tensor(v, "TensorNode.value", true);
+            },
+            "The node's array (shares memory with the engine: in-place changes reach it).")
+        .def_property(
+            "grad",
+            [](Node& n) {
+                if (n.source && n.source->differentiated && !n.retain && !n.grad.defined())
+                    PyErr_WarnEx(PyExc_UserWarning,
+                                 "the gradient of a node made by an op is not kept after backward (zeros are "
+                                 "returned); call node.retain_grad() before backward to keep it",
+                                 1);
+                if (!n.grad.defined() || n.grad.shape() != n.value.shape())
+                    n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
+                return to_numpy(n.grad);
+            },
+            [](Node& n, py::object g) {
+                if (g.is_none()) {
+                    n.grad = Tensor();
+                    return;
+                }
+                Tensor t = to_tensor(g, "TensorNode.grad", false);
+                if (t.shape() != n.value.shape())
+                    throw std::invalid_argument("TensorNode.grad: gradient of shape " + shape_str(t.shape()) +
+                                                " does not match value of shape " + shape_str(n.value.shape()));
+                n.grad = t.to(n.value.dtype());
+            },
+            "Gradient of the loss with respect to the value (zeros before backward).")
+        .def_readwrite("source", &Node::source, "The OpNode that produced this node (None for leaves).")
+        .def_property(
+            "name",
+            [](const Node& n) -> py::object {
+                if (n.name.empty()) return py::none();
+                return py::str(n.name);
+            },
+            [](Node& n, py::object v) { n.name = v.is_none() ? "" : std::string(py::str(v)); })
+        .def_readwrite("requires_grad", &Node::requires_grad,
+                       "Whether gradients flow to this node (leaves: whether .grad is filled).")
+        .def_property_readonly("is_leaf", [](const Node& n) { return !n.source; },
+                               "True for nodes not made by an op (no source).")
+        .def("retain_grad", [](Node& n) { n.retain = true; },
+             "Keep this node's gradient after backward even though an op made it.")
+        .def(
+            "detach",
+            [](const Node& n) {
+                auto d = std::make_shared<Node>(n.value, false);
+                d->name = n.name;
+                return d;
+            },
+            "A new leaf sharing this node's value, cut off from the graph (no gradient).")
+        .def_property_readonly("_has_grad", [](const Node& n) { return n.grad.defined(); },
+                               "Whether a gradient is stored (reading .grad would create zeros).")
+        .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
+                               "Counter of in-place changes to the value through the library.")
+        .def("_bump_version", [](const Node& n) { n.value.bump_version(); })
+        .def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.value.shape()); })
+        .def_property_readonly("ndim", [](const Node& n) { return n.value.ndim(); })
+        .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.value.dtype()); })
+        .def(
+            "size",
+            [](const Node& n, py::object dim) -> py::object {
+                py::tuple shape = shape_tuple(n.value.shape());
+                if (dim.is_none()) return shape;
+                return py::int_(n.value.dim(normalize_axis(dim.cast<int64_t>(), n.value.ndim(), "size")));
+            },
+            py::arg("dim") = py::none(), "The shape as a tuple, or the size of one dimension.")
+        .def("__len__",
+             [](const Node& n) {
+                 if (n.value.ndim() == 0) throw DTypeError("len() of a 0-d TensorNode");
+                 return n.value.dim(0);
+             })
+        .def("item", [](const Node& n) { return n.value.item(); })
+        .def(
+            "backward",
+            [](const NodePtr& n, bool retain_graph) {
+                py::gil_scoped_release nogil;
+                tg::backward(n, retain_graph);
+            },
+            py::arg("retain_graph") = false,
+            "Backpropagate from this one-element node. Leaves that require grad add the gradient to .grad; "
+            "the graph's saved values are freed unless retain_graph=True.")
+        .def("zero_grad", &tg::zero_grad, "Set the gradients of this node and all nodes below it to zero.")
+        .def("clear", &tg::clear, "Disconnect the graph below this node so it can be freed.")
+        .def("__repr__", &node_repr)
+        .def("__str__", &node_repr);
+
+
+    // Fast callables for TensorNode's operators, installed by the Python layer (methods.py) so that
+    // all of TensorNode's methods are declared in one place; they bind like methods.
+    m.def(
+        "binary_method",
+        [](int op, bool reflected, const char* name) {
+            def_of(op);
+            return py::cpp_function(
+                [op, reflected](const NodePtr& a, py::object b) { return binary(op, a, b, reflected); },
+                py::name(name), py::is_method(py::type::of<Node>()));
+        },
+        "A TensorNode method computing self <op> other (other <op> self when reflected).");
+    m.def(
+        "unary_method",
+        [](int op, const char* name) {
+            def_of(op);
+            return py::cpp_function([op](const NodePtr& a) { return apply_op(op, {a}, {})[0]; }, py::name(name),
+                                    py::is_method(py::type::of<Node>()));
+        },
+        "A TensorNode method applying a one-input op without attributes.");
+
+    py::class_<NativeContext>(m, "NativeContext", "What a native op's forward on raw arrays keeps for backward.")
+        .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; });
+
+    m.def("op_table", &table_rows, "The engine's op table: one dict per row (name, arity, attrs, ...).");
+    m.def("register_op_class", [](int op, py::object cls) {
+        PyObject*& slot = op_classes().at(static_cast<size_t>(op));
+        Py_XDECREF(slot);
+        slot = cls.release().ptr();  // kept for the life of the process
+    });
+    m.def(
+        "apply",
+        [](int op, py::sequence inputs, py::dict kwargs) {
+            const OpDef& def = def_of(op);
+            return nodes_out(apply_op(op, node_inputs(def, inputs), make_attrs(def, kwargs)));
+        },
+        py::arg("op"), py::arg("inputs"), py::arg("kwargs"),
+        "Applies op (a row of op_table()) to TensorNodes, with its attributes as keyword arguments.");
+    m.def(
+        "apply1", [](int op, const NodePtr& x) { return nodes_out(apply_op(op, {x}, make_attrs(def_of(op), py::none()))); },
+        "apply(op, [node], {}): the shortest path, for unary functions.");
+    m.def(
+        "apply_plain",
+        [](int op, py::args inputs) {
+            const OpDef& def = def_of(op);
+            return nodes_out(apply_op(op, node_inputs(def, inputs), make_attrs(def, py::none())));
+        },
+        "apply(op, nodes, {}) for ops called without attributes: the short path of Op.do_forward.");
+    m.def(
+        "forward",
+        [](int op, py::sequence arrays, py::dict kwargs) {
+            const OpDef& def = def_of(op);
+            NativeContext ctx{op, {}};
+            for (auto a : arrays) ctx.call.in.push_back(to_tensor(a, def.name, true));
+            ctx.call.attrs = make_attrs(def, kwargs);
+            run_forward(op, ctx.call);
+            py::list outs;
+            for (const auto& t : ctx.call.out) outs.append(to_numpy(t));
+            return py::make_tuple(outs, std::move(ctx));
+        },
+        py::arg("op"), py::arg("arrays"), py::arg("kwargs"),
+        "Runs a native op's forward on raw arrays; returns the outputs and a context for backward.");
+    m.def(
+        "backward",
+        [](const NativeContext& ctx, py::sequence grads) {
+            const char* name = def_of(ctx.op).name;
+            std::vector<Tensor> g;
+            for (auto a : grads) g.push_back(to_tensor(a, name, false));
+            py::list out;
+            for (const auto& t : run_backward(ctx.op, ctx.call, g)) out.append(to_numpy(t));
+            return out;
+        },
+        "Runs a native op's backward for a context of forward().");
+    m.def(
+        "record",
+        [](py::object cls, py::object context, py::sequence inputs, py::object outputs) {
+            const std::string name = py::str(cls.attr("__name__"));
+            std::vector<NodePtr> nodes;
+            for (auto x : inputs) nodes.push_back(x.cast<NodePtr>());
+            const bool many = py::isinstance<py::tuple>(outputs);
+            std::vector<Tensor> outs;
+            for (auto o : many ? py::tuple(outputs) : py::make_tuple(outputs)) {
+                // An array the op made itself is adopted; a view of other memory (an input, say) is copied.
+                const bool owns = py::isinstance<py::array>(o) && o.attr("base").is_none();
+                outs.push_back(to_tensor(o, name + ".forward", owns));
+            }
+            auto res = tg::record(std::make_unique<PythonOp>(cls, context), nodes, std::move(outs));
+            remember_trace(res);
+            return many ? py::cast(res) : py::cast(res[0]);
+        },
+        "Puts a Python Op's application on the tape.");
+}
+
+}  // namespace tg
