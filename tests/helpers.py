@@ -45,6 +45,47 @@ def engine_grads(fn, arrays, dtype=np.float64):
     return [n.grad.copy() for n in nodes], loss.item()
 
 
+# ---- Python ops used by several test files ----
+
+class Cube(vg.Op):
+    """x ** 3; saves x."""
+
+    @staticmethod
+    def forward(context, x):
+        context["x"] = x
+        return x ** 3
+
+    @staticmethod
+    def backward(context, go):
+        return go * 3.0 * context["x"] ** 2
+
+
+class ReLU(vg.Op):
+    """The course's ReLU as a Python op: its context (a mask array) must be freed with the graph."""
+
+    @staticmethod
+    def forward(context, x):
+        context["mask"] = x > 0
+        return np.where(context["mask"], x, 0.0)
+
+    @staticmethod
+    def backward(context, go):
+        return go * context["mask"]
+
+
+class Scale(vg.Op):
+    """x * factor, with factor a keyword constant."""
+
+    @staticmethod
+    def forward(context, x, factor):
+        context["factor"] = factor
+        return x * factor
+
+    @staticmethod
+    def backward(context, go):
+        return go * context["factor"]
+
+
 # Under AddressSanitizer (.ci/run's second stage) freed memory sits in ASan's quarantine, so
 # resident-memory bounds measure the sanitizer, not the engine.
 skip_if_sanitized = pytest.mark.skipif(os.environ.get("TAPEGRAD_SANITIZED") == "1",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
-from helpers import numeric_grads, skip_if_sanitized
+from helpers import Cube, numeric_grads, skip_if_sanitized
 
 
 def randn(*shape, seed=0):
@@ -20,19 +20,6 @@ def randn(*shape, seed=0):
 
 
 # ---- custom ops written in Python (vg.Op) ----
-
-class Cube(vg.Op):
-    """x ** 3; saves x."""
-
-    @staticmethod
-    def forward(context, x):
-        context["x"] = x
-        return x ** 3
-
-    @staticmethod
-    def backward(context, go):
-        return go * 3.0 * context["x"] ** 2
-
 
 class ProductAndDifference(vg.Op):
     """Two inputs, two outputs: (a * b, a - b). Keeps the gradients it was given, for inspection."""

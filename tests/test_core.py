@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
-from helpers import engine_grads, numeric_grads
+from helpers import ReLU, Scale, engine_grads, numeric_grads
 
 
 def randn(*shape, seed=0):
@@ -303,17 +303,6 @@ def test_assigning_a_new_value_replaces_the_array_and_resets_the_grad():
 
 # ---- Python ops ----
 
-class ReLU(vg.Op):
-    @staticmethod
-    def forward(context, x):
-        context["mask"] = x > 0
-        return np.where(context["mask"], x, 0.0)
-
-    @staticmethod
-    def backward(context, go):
-        return go * context["mask"]
-
-
 class SplitScale(vg.Op):
     """Two outputs: (x * 2, x * 3)."""
 
@@ -324,19 +313,6 @@ class SplitScale(vg.Op):
     @staticmethod
     def backward(context, g2, g3):
         return 2.0 * g2 + 3.0 * g3
-
-
-class Scale(vg.Op):
-    """x * factor, with factor a keyword constant."""
-
-    @staticmethod
-    def forward(context, x, factor):
-        context["factor"] = factor
-        return x * factor
-
-    @staticmethod
-    def backward(context, go):
-        return go * context["factor"]
 
 
 class FirstOnly(vg.Op):

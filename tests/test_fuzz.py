@@ -52,6 +52,7 @@ from hypothesis.extra import numpy as hnp
 import tapegrad as vg
 import reference
 from reference import log_softmax as np_log_softmax
+from reference import rel, rel_plus_one
 from reference import sigmoid as np_sigmoid
 from reference import softmax as np_softmax
 
@@ -138,14 +139,6 @@ class Step:
     raw: bool = False         # the result is a numpy array (NativeOp.forward on arrays)
     ref_dtype: np.dtype = None  # the dtype the reference computes in (default: dtype)
     allowed: tuple = ALLOWED  # what the call may raise where the reference rejects the case
-
-
-def rel(*arrays_out):
-    return np.abs(arrays_out[-1])
-
-
-def rel_plus_one(*arrays_out):
-    return 1.0 + np.abs(arrays_out[-1])
 
 
 def assert_close(actual, expected, dtype, scale, what):
@@ -380,25 +373,10 @@ class Graph:
 
 # ---- the ops: each maker draws its inputs and parameters and returns a Step ----
 
-# The unary ops of the table, with the numpy reference of tests/reference.py, the error scale of the
-# comparison and the domain of the gradient test (None: everywhere).
-UNARY_CHECKS = {
-    "negative": (None, None),
-    "exp": (rel, lambda x: np.all(x < 20)),
-    "log": (rel_plus_one, lambda x: np.all(x > 0.05)),
-    "log1p": (rel_plus_one, lambda x: np.all(x > -0.95)),
-    "sqrt": (rel, lambda x: np.all(x > 0.05)),
-    "abs": (None, None),
-    "square": (rel, None),
-    "sigmoid": (rel_plus_one, None),
-    "tanh": (rel_plus_one, None),
-    "relu": (None, None),
-    "softplus": (rel_plus_one, None),
-}
 UNARY = [
     # function, op class, method (or operator), numpy reference, error scale, domain of the gradient test
-    (getattr(vg, r.function), getattr(vg.ops, r.cls), (r.methods + r.operators)[0], reference.UNARY[r.native][0],
-     *UNARY_CHECKS[r.native])
+    (getattr(vg, r.function), getattr(vg.ops, r.cls), (r.methods + r.operators)[0], *reference.UNARY[r.native][:1],
+     *reference.UNARY[r.native][3:])
     for r in vg.ops.OPS if r.kind == vg.ops.UNARY
 ]
 
@@ -1174,6 +1152,11 @@ def make_gather(g):
                 lambda v: vg.Gather.do_forward(v, indices=indices), ref, x.dtype, None)
 
 
+def make_id(g):
+    i = g.pick()
+    return Step(f"vg.Id.do_forward({g.names[i]})", (i,), vg.Id.do_forward, lambda v: np.array(v), g.nodes[i].dtype, None)
+
+
 def make_python_op(g):
     i = g.pick() if g.mode != "grad" else len(g.nodes) - 1
     x = g.nodes[i]
@@ -1237,12 +1220,35 @@ OPERATORS_INPLACE = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.im
 MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
           make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
           make_broadcast_to, make_expand, make_join, make_getitem, make_getitem, make_cross_entropy, make_softmax,
-          make_pair_loss, make_gather, make_python_op, make_inplace]
+          make_pair_loss, make_gather, make_id, make_python_op, make_inplace]
 
 GRAD_MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
                make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
                make_broadcast_to, make_expand, make_join, make_getitem, make_cross_entropy, make_softmax,
-               make_pair_loss, make_python_op]
+               make_pair_loss, make_id, make_python_op]
+
+# The engine ops each maker applies (by their rows' names): together, every row of the table, which
+# test_fuzz_applies_every_op_of_the_engine checks.
+COVERS = {
+    make_unary: {r.native for r in vg.ops.OPS if r.kind == vg.ops.UNARY},
+    make_binary: {cls._native for _, _, cls, _, _ in BINARY},
+    make_leaky_relu: {"leaky_relu"}, make_clip: {"clip"},
+    make_reduction: {cls._native for _, cls, _, _ in REDUCTIONS}, make_var: {"var"},
+    make_matmul: {"matmul"}, make_linear: {"linear", "batch_mm"},
+    make_row_op: {"row_sum", "row_max", "normalize"},
+    make_reshape: {"reshape"}, make_transpose: {"transpose"}, make_squeeze: {"squeeze"},
+    make_unsqueeze: {"unsqueeze"}, make_broadcast_to: {"broadcast_to"}, make_expand: {"expand"},
+    make_join: {"concatenate"}, make_getitem: {"getitem", "gather"},
+    make_cross_entropy: {"cross_entropy", "select"}, make_softmax: {"softmax", "log_softmax"},
+    make_pair_loss: {"mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"},
+    make_gather: {"gather"}, make_id: {"id"},
+}
+
+
+def test_fuzz_applies_every_op_of_the_engine():
+    engine = {row["name"] for row in vg._core.op_table()}
+    assert set(MAKERS) - {make_python_op, make_inplace} == set(COVERS)
+    assert set().union(*COVERS.values()) == engine
 
 
 def build(data, mode):

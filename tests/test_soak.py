@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
-from helpers import skip_if_sanitized
+from helpers import ReLU, skip_if_sanitized
 
 SOAK_STEPS = int(os.environ.get("TAPEGRAD_SOAK_STEPS", "5000"))
 WARMUP = 500
@@ -85,19 +85,6 @@ class VugradMLP(vg.Module):
         return vg.logsoftmax(self.output(vg.sigmoid(self.hidden(input))))
 
 
-class PyReLU(vg.Op):
-    """The course's ReLU as a Python op: its context (a mask array) must be freed with the graph."""
-
-    @staticmethod
-    def forward(context, x):
-        context["mask"] = x > 0
-        return x * context["mask"]
-
-    @staticmethod
-    def backward(context, go):
-        return go * context["mask"]
-
-
 def initialiser(seed):
     """Glorot-normal weights from a generator of our own (vg.manual_seed would change the global one)."""
     rng = np.random.default_rng(seed)
@@ -136,7 +123,7 @@ def steps_python_op_under_anomaly_mode(data):
     opt = vg.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     with vg.detect_anomaly():
         for xb, yb in batches(*data):
-            h = PyReLU.do_forward(model.layers[0](vg.TensorNode(xb, requires_grad=False)))
+            h = ReLU.do_forward(model.layers[0](vg.TensorNode(xb, requires_grad=False)))
             loss = vg.cross_entropy(model.layers[1](h), yb)
             opt.zero_grad()
             loss.backward()

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
+from helpers import Cube
 
 STEPS = 300
 
@@ -222,16 +223,6 @@ def test_detect_anomaly_in_one_thread_does_not_reach_another():
 
 
 def test_concurrent_backward_through_python_ops_in_two_threads():
-    class Cube(vg.Op):
-        @staticmethod
-        def forward(context, x):
-            context["x"] = x
-            return x ** 3
-
-        @staticmethod
-        def backward(context, g):
-            return 3 * g * context["x"] ** 2
-
     def work(seed, out):
         rng = np.random.default_rng(seed)
         for _ in range(200):
