@@ -35,29 +35,33 @@ void sgd_update(const Tensor& p, const Tensor& g, const Tensor& buf, bool first,
 }
 
 // g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
-// p -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps), as PyTorch orders it
 void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t step,
                  const AdamConfig& c) {
     float_dispatch(p.dtype(), "adam", [&](auto tag) {
         using T = decltype(tag);
+        // Scalars are computed in double and rounded once, as PyTorch does (1 - beta2 after rounding
+        // beta2 to float32 would be 0.00099998713, not 0.001).
         const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), wd = static_cast<T>(c.weight_decay);
+        const T one_minus_b1 = static_cast<T>(1 - c.beta1), one_minus_b2 = static_cast<T>(1 - c.beta2);
         const double t = static_cast<double>(step);
-        const T correct1 = static_cast<T>(1 - std::pow(c.beta1, t));
-        const T correct2 = static_cast<T>(1 - std::pow(c.beta2, t));
+        const T step_size = static_cast<T>(c.lr / (1 - std::pow(c.beta1, t)));
+        const T root_correct2 = static_cast<T>(std::sqrt(1 - std::pow(c.beta2, t)));
+        const T eps = static_cast<T>(c.eps), shrink = static_cast<T>(1 - c.lr * c.weight_decay);
         parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             auto pv = vec<T>(p, lo, hi);
             auto gv = cvec<T>(g, lo, hi);
             auto mv = vec<T>(m, lo, hi);
             auto vv = vec<T>(v, lo, hi);
             if (c.decoupled || c.weight_decay == 0) {
-                if (c.decoupled) pv *= static_cast<T>(1 - c.lr * c.weight_decay);
-                mv = b1 * mv + (T(1) - b1) * gv;
-                vv = b2 * vv + (T(1) - b2) * gv.square();
+                if (c.decoupled) pv *= shrink;
+                mv = b1 * mv + one_minus_b1 * gv;
+                vv = b2 * vv + one_minus_b2 * gv.square();
             } else {
-                mv = b1 * mv + (T(1) - b1) * (gv + wd * pv);
-                vv = b2 * vv + (T(1) - b2) * (gv + wd * pv).square();
+                mv = b1 * mv + one_minus_b1 * (gv + wd * pv);
+                vv = b2 * vv + one_minus_b2 * (gv + wd * pv).square();
             }
-            pv -= (static_cast<T>(c.lr) / correct1) * mv / ((vv / correct2).sqrt() + static_cast<T>(c.eps));
+            pv -= step_size * mv / (vv.sqrt() / root_correct2 + eps);
         });
     });
 }
@@ -68,12 +72,12 @@ void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Te
     float_dispatch(p.dtype(), "rmsprop", [&](auto tag) {
         using T = decltype(tag);
         const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), lr = static_cast<T>(c.lr);
-        const T alpha = static_cast<T>(c.alpha);
+        const T alpha = static_cast<T>(c.alpha), one_minus_alpha = static_cast<T>(1 - c.alpha);
         parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             auto pv = vec<T>(p, lo, hi);
             auto gv = cvec<T>(g, lo, hi);
             auto s = vec<T>(sq, lo, hi);
-            s = alpha * s + (T(1) - alpha) * (gv + wd * pv).square();
+            s = alpha * s + one_minus_alpha * (gv + wd * pv).square();
             if (c.momentum != 0) {
                 auto b = vec<T>(buf, lo, hi);
                 b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);

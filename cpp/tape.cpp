@@ -1,33 +1,30 @@
 #include "tape.h"
 
 #include <Eigen/Core>
-#include <atomic>
 #include <functional>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace tg {
 
 namespace {
 thread_local bool grad_mode = true;
 thread_local bool anomaly_mode = false;
-std::atomic<uint64_t> epoch{0};
 
 // Visits every op node below `root` once (each before the op nodes below it are left), calling
-// visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by memory.
+// visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by
+// memory; the visited set is the caller's own, so traversals on several threads do not interfere.
 void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>& visit) {
     if (!root->source) return;
-    const uint64_t mark = ++epoch;
+    std::unordered_set<const OpNode*> seen{root->source.get()};
     std::vector<std::pair<OpNodePtr, size_t>> stack;
-    root->source->mark = mark;
     stack.emplace_back(root->source, 0);
     while (!stack.empty()) {
         OpNode* op = stack.back().first.get();
         size_t& next = stack.back().second;
         if (next < op->inputs.size()) {
             const OpNodePtr& src = op->inputs[next++]->source;
-            if (src && src->mark != mark) {
-                src->mark = mark;
-                stack.emplace_back(src, 0);
-            }
+            if (src && seen.insert(src.get()).second) stack.emplace_back(src, 0);
         } else {
             OpNodePtr done = std::move(stack.back().first);
             stack.pop_back();
@@ -205,15 +202,46 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
 
 namespace {
 
-// The gradients of the op's outputs, with `outs` holding the outputs still alive: zeros for an
-// output no gradient reached. False when none did (the op then has nothing to propagate).
-bool output_grads(const OpNode& op, std::vector<NodePtr>& outs, std::vector<Tensor>& grads) {
+// Gradients of the nodes made by ops, kept for the length of one backward call.
+using Pending = std::unordered_map<const Node*, Tensor>;
+
+// acc += g, where acc may be undefined (then it becomes g) or share its buffer with another
+// gradient (then it is copied first: a kernel may return one buffer for two inputs).
+void add_into(Tensor& acc, Tensor g) {
+    if (!acc.defined()) {
+        acc = std::move(g);
+    } else {
+        if (acc.buffer().use_count() > 1) acc = acc.clone();
+        acc.add_(g);
+    }
+}
+
+// Adds g to a node's .grad. Graphs on several threads may share a leaf (a weight), so this is
+// done under a lock; an existing .grad is added to in place (views of it in Python see it).
+void add_to_grad(Node& n, const Tensor& g) {
+    static std::mutex locks[64];
+    std::lock_guard<std::mutex> hold(locks[(reinterpret_cast<uintptr_t>(&n) >> 6) % 64]);
+    if (n.grad.defined() && n.grad.shape() == n.value.shape() && n.grad.dtype() == n.value.dtype())
+        n.grad.add_(g);
+    else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
+        n.grad = g.buffer().use_count() == 1 ? g : g.clone();
+}
+
+// The gradients of the op's outputs, taken from `pending`, with `outs` holding the outputs still
+// alive: zeros for an output no gradient reached. False when none did (nothing to propagate).
+bool output_grads(const OpNode& op, Pending& pending, std::vector<NodePtr>& outs, std::vector<Tensor>& grads) {
     bool reached = false;
     for (size_t k = 0; k < op.outputs.size(); ++k) {
         outs.push_back(op.outputs[k].lock());
-        const NodePtr& out = outs.back();
-        if (out && out->grad.defined()) {
-            grads.push_back(out->grad);
+        auto it = outs.back() ? pending.find(outs.back().get()) : pending.end();
+        if (it != pending.end()) {
+            const Tensor& g = it->second;
+            if (g.shape() != op.call.out[k].shape())
+                throw GraphError("backward of " + op.name() + ": the gradient of its output " + std::to_string(k) +
+                                 " has shape " + shape_str(g.shape()) + ", the output " +
+                                 shape_str(op.call.out[k].shape()));
+            grads.push_back(g.to(op.call.out[k].dtype()));
+            pending.erase(it);
             reached = true;
         } else {
             grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
@@ -238,8 +266,9 @@ std::vector<Tensor> input_grads(OpNode& op, std::vector<Tensor>& grads, const st
     return gin;
 }
 
-// Adds the gradient g that op's backward returned for its input i to that input's .grad.
-void accumulate(const OpNode& op, size_t i, Tensor g) {
+// Hands the gradient g that op's backward returned for its input i on: into the leaf's .grad,
+// or to the gradients pending for the op that made the input.
+void deliver(const OpNode& op, size_t i, Tensor g, Pending& pending) {
     Node& in = *op.inputs[i];
     if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
     g = g.to(in.value.dtype());
@@ -247,10 +276,8 @@ void accumulate(const OpNode& op, size_t i, Tensor g) {
         throw GraphError("detect_anomaly: backward of " + op.name() + " produced nan or inf in the gradient of its input " +
                          std::to_string(i) + " (shape " + shape_str(g.shape()) + ")" +
                          (op.trace.empty() ? std::string() : "; the op was created at:\n" + op.trace));
-    if (in.grad.defined() && in.grad.shape() == in.value.shape() && in.grad.dtype() == in.value.dtype())
-        in.grad.add_(g);
-    else  // adopt the buffer when nothing else holds it (another input, an output's grad, Python)
-        in.grad = g.buffer().use_count() == 1 ? g : g.clone();
+    if (in.source) add_into(pending[&in], std::move(g));
+    else add_to_grad(in, g);
 }
 
 // Drops what the op kept for its backward; a later backward through it is then an error.
@@ -263,40 +290,81 @@ void release_saved(OpNode& op) {
     op.freed = true;
 }
 
+// Holds every op of one backward call as a reader for the length of the call; when the call
+// completes without retain_graph, the saved values of each op are released once its last reader
+// is done (at once, unless another thread is running a backward through it).
+class Readers {
+  public:
+    explicit Readers(const std::vector<OpNodePtr>& ops) : ops_(ops) {
+        for (const auto& op : ops_) {
+            std::unique_lock<std::mutex> hold(op->use);
+            if (op->freed) {
+                hold.unlock();
+                leave();
+                throw GraphError("backward through " + op->name() +
+                                 " a second time: its saved values were freed by the first backward; call "
+                                 "backward(retain_graph=True) the first time to keep them");
+            }
+            ++op->readers;
+            ++entered_;
+        }
+    }
+    Readers(const Readers&) = delete;
+    Readers& operator=(const Readers&) = delete;
+    ~Readers() { leave(); }
+    void release_when_done() { release_ = true; }
+
+  private:
+    void leave() {
+        for (size_t i = 0; i < entered_; ++i) {
+            OpNode& op = *ops_[i];
+            std::lock_guard<std::mutex> hold(op.use);
+            op.release_requested |= release_;
+            if (--op.readers == 0 && op.release_requested && !op.freed) release_saved(op);
+        }
+        entered_ = 0;
+    }
+
+    const std::vector<OpNodePtr>& ops_;
+    size_t entered_ = 0;
+    bool release_ = false;
+};
+
 }  // namespace
 
 void backward(const NodePtr& root, bool retain_graph) {
     if (root->value.numel() != 1)
         throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
                                     shape_str(root->value.shape()));
-    root->grad = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
+    const Tensor seed = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
+    if (!root->source) {  // a leaf: its gradient is 1, added to what it has
+        if (root->requires_grad) add_to_grad(*root, seed);
+        return;
+    }
     std::vector<OpNodePtr> order;
     post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
-    for (const auto& op : order) {  // check everything before changing anything
-        if (op->freed)
-            throw GraphError("backward through " + op->name() +
-                             " a second time: its saved values were freed by the first backward; call "
-                             "backward(retain_graph=True) the first time to keep them");
-        check_versions(*op);
-    }
+    Readers readers(order);
+    for (const auto& op : order) check_versions(*op);  // check everything before changing anything
 
+    Pending pending{{root.get(), seed}};
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
         std::vector<NodePtr> outs;
         std::vector<Tensor> grads;
-        if (output_grads(op, outs, grads)) {
+        const bool reached = output_grads(op, pending, outs, grads);
+        for (size_t k = 0; k < outs.size(); ++k)  // retained nodes keep their complete gradient
+            if (reached && outs[k] && outs[k]->retain) add_to_grad(*outs[k], grads[k]);
+        if (reached) {
             std::vector<bool> need;
             for (const auto& in : op.inputs) need.push_back(in->requires_grad);
             std::vector<Tensor> gin = input_grads(op, grads, need);
             grads.clear();
             for (size_t i = 0; i < gin.size(); ++i)
-                if (need[i] && gin[i].defined()) accumulate(op, i, std::move(gin[i]));
+                if (need[i] && gin[i].defined()) deliver(op, i, std::move(gin[i]), pending);
         }
         op.differentiated = true;
-        for (const auto& out : outs)  // an intermediate gradient is used up once its op has run
-            if (out && out->source && !out->retain) out->grad = Tensor();
-        if (!retain_graph) release_saved(op);
     }
+    if (!retain_graph) readers.release_when_done();
 }
 
 void zero_grad(const NodePtr& root) {

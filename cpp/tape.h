@@ -1,7 +1,9 @@
 // The tape: value nodes (vugrad's TensorNode), op nodes (OpNode), the backward pass and grad mode.
 #pragma once
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,10 +50,15 @@ struct OpNode {
     std::vector<NodePtr> inputs;
     std::vector<std::weak_ptr<Node>> outputs;  // weak: outputs own their source, not the reverse
     std::vector<uint64_t> versions;  // versions of the saved tensors when the forward ran
-    bool freed = false;              // saved values released by a backward without retain_graph
-    bool differentiated = false;     // a backward has run through this op
     std::string trace;               // where the op was created (kept in anomaly mode)
-    uint64_t mark = 0;               // epoch of the last traversal that visited this node
+    std::atomic<bool> differentiated{false};  // a backward has run through this op
+
+    // Backward calls may run through one graph on several threads at once: each holds the op as a
+    // reader, and the saved values are released (when one asked for it) once no reader is left.
+    std::mutex use;
+    int readers = 0;
+    bool release_requested = false;
+    bool freed = false;  // saved values released by a backward without retain_graph
 
     std::string name() const;
 };
@@ -76,10 +83,11 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs);
 
-// Sets the root's gradient to 1 and propagates gradients down the graph, visiting the op nodes once
-// each in reverse topological order. Leaves that require grad, and nodes marked retain, accumulate
-// their gradient in .grad; other nodes' gradients are freed once used. Unless retain_graph, each op's
-// saved values are released after its backward, and a later backward through it is a GraphError.
+// Propagates the gradient 1 of the root down the graph, visiting the op nodes once each in reverse
+// topological order. Leaves that require grad, and nodes marked retain, add their gradient to .grad
+// (under a lock: graphs on several threads may share a leaf); the gradients of other nodes live only
+// during the call. Several threads may run backward through one graph at once. Unless retain_graph,
+// each op's saved values are released afterwards, and a later backward through it is a GraphError.
 void backward(const NodePtr& root, bool retain_graph = false);
 // Sets the gradient of the node and of every node below it to zero.
 void zero_grad(const NodePtr& root);

@@ -1,5 +1,6 @@
 #include "bindings/convert.h"
 
+#include <limits>
 #include <string_view>
 
 namespace tg::py_convert {
@@ -70,6 +71,14 @@ Tensor to_index(py::handle obj, const std::string& op) {
     if (!a || (a.dtype().kind() != 'i' && a.dtype().kind() != 'u'))
         throw std::out_of_range(op + ": indices must be integers, got " +
                                 (a ? std::string(py::str(a.dtype())) : std::string(py::str(py::type::of(obj)))));
+    if (a.dtype().kind() == 'u' && a.itemsize() == 8 && a.size() > 0) {
+        // uint64 beyond int64's range would wrap to a negative (valid-looking) index
+        auto u = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+        const uint64_t* p = u.data();
+        for (py::ssize_t i = 0; i < u.size(); ++i)
+            if (p[i] > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+                throw std::out_of_range(op + ": index " + std::to_string(p[i]) + " is out of range");
+    }
     auto c = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
     Tensor t = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::i64);
     std::copy(c.data(), c.data() + c.size(), t.data<int64_t>());
@@ -81,10 +90,19 @@ NodePtr as_node(py::handle obj, const Node& like, const char* op) {
     Tensor t;
     // Python numbers are "weak": they take the dtype of the node they meet (x * 0.5 stays float32).
     // numpy scalars (np.float64 subclasses float) are strong, as in numpy 2.
-    if (PyFloat_CheckExact(obj.ptr()) || PyLong_CheckExact(obj.ptr()) || PyBool_Check(obj.ptr()))
-        t = Tensor::full({}, like.value.dtype(), obj.cast<double>());
-    else
+    if (PyFloat_CheckExact(obj.ptr()) || PyBool_Check(obj.ptr())) {
+        t = Tensor::full({}, like.value.dtype(), PyFloat_AsDouble(obj.ptr()));
+    } else if (PyLong_CheckExact(obj.ptr())) {
+        const double d = PyLong_AsDouble(obj.ptr());
+        if (d == -1.0 && PyErr_Occurred()) {  // beyond float64's range, as numpy refuses it
+            PyErr_Clear();
+            throw std::invalid_argument(std::string(op) + ": the Python int " + std::string(py::str(obj)).substr(0, 20) +
+                                        "... is too large to convert to float64");
+        }
+        t = Tensor::full({}, like.value.dtype(), d);
+    } else {
         t = to_tensor(obj, op, false);
+    }
     return std::make_shared<Node>(std::move(t), false);
 }
 

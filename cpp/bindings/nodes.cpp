@@ -263,6 +263,10 @@ void bind_nodes(py::module_& m) {
             // Read-only for nodes made by ops: their values may be saved for the backward.
             "value", [](const Node& n) { return to_numpy(n.value, !n.source); },
             [](Node& n, py::object v) {
+                if (n.source)
+                    throw std::invalid_argument("TensorNode.value: the value of a node made by an op (" + op_label(*n.source) +
+                                                ") cannot be replaced: its op may have saved it for backward; "
+                                                "make a new leaf instead (vg.TensorNode(array))");
                 if (py::isinstance<py::array>(v)) {
                     auto a = py::reinterpret_borrow<py::array>(v);
                     // `p.value -= lr * p.grad` assigns back the view it just changed in place.

@@ -81,6 +81,23 @@ void broadcast_apply(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
          });
 }
 
+// sum_{i < n} term(i) with an error that grows as log n, not n: pairwise halving down to blocks of
+// 128 terms, each summed into 8 accumulators (numpy's scheme), all in double, so float32 sums of
+// millions of elements stay exact where a float accumulator stops at 2^24.
+template <class F> double pairwise_sum(int64_t n, F&& term, int64_t first = 0) {
+    if (n <= 128) {
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t i = 0;
+        for (; i + 8 <= n; i += 8)
+            for (int j = 0; j < 8; ++j) acc[j] += static_cast<double>(term(first + i + j));
+        double total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < n; ++i) total += static_cast<double>(term(first + i));
+        return total;
+    }
+    const int64_t half = (n / 2 + 7) / 8 * 8;
+    return pairwise_sum(half, term, first) + pairwise_sum(n - half, term, first + half);
+}
+
 // The gradient-reduction rule of every broadcasting op: sums g over the axes along which `shape`
 // was broadcast, giving a tensor of `shape` (g itself when nothing was broadcast).
 Tensor sum_to(const Tensor& g, const Shape& shape);

@@ -35,21 +35,17 @@ std::vector<int64_t> broadcast_strides(const Shape& shape, const Shape& out) {
 
 Tensor sum_to(const Tensor& g, const Shape& shape) {
     if (g.shape() == shape) return g;
-    Tensor r = Tensor::zeros(shape, g.dtype());
+    Tensor r = Tensor::empty(shape, g.dtype());
     float_dispatch(g.dtype(), "sum_to", [&](auto tag) {
         using T = decltype(tag);
         const T* pg = g.data<T>();
-        T* pr = r.data<T>();
+        std::vector<double> acc(static_cast<size_t>(r.numel()), 0.0);  // wide accumulators, rounded once
         const auto sr = broadcast_strides(shape, g.shape());
         walk(g.shape(), sr, sr, [&](int64_t o, int64_t ir, int64_t, int64_t n, int64_t s, int64_t) {
-            if (s == 0) {
-                T acc = 0;
-                for (int64_t i = 0; i < n; ++i) acc += pg[o + i];
-                pr[ir] += acc;
-            } else {
-                for (int64_t i = 0; i < n; ++i) pr[ir + i * s] += pg[o + i];
-            }
+            if (s == 0) acc[ir] += pairwise_sum(n, [&](int64_t i) { return pg[o + i]; });
+            else for (int64_t i = 0; i < n; ++i) acc[ir + i * s] += pg[o + i];
         });
+        std::copy(acc.begin(), acc.end(), r.data<T>());
     });
     return r;
 }

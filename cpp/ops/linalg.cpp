@@ -199,8 +199,7 @@ Grads bwd_linear(const Call& c, const Grads& g, const Need& need) {
         xwt_grads<T>(g[0], c.in[0], c.in[1], need[0], need[1], r[0], r[1]);
         if (c.in.size() == 3 && need[2]) {
             const int64_t o = c.in[1].dim(0);
-            r[2] = Tensor::empty(c.in[2].shape(), c.in[2].dtype());
-            mat<T>(r[2], 1, o) = cmat<T>(g[0], c.in[0].dim(0), o).colwise().sum();
+            r[2] = sum_to(g[0], Shape{1, o}).view(c.in[2].shape());  // column sums, accumulated in double
         }
     });
     return r;

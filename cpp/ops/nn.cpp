@@ -20,9 +20,15 @@ template <class T> T loss_scale(const Call& c, const Tensor& g, int64_t count) {
     return is_mean(c) ? gv / static_cast<T>(count) : gv;
 }
 
-template <class T> T finish(const Call& c, T total, int64_t count) {
-    return is_mean(c) ? total / static_cast<T>(count) : total;
+// The loss from the sum of its terms (accumulated in double, pairwise_sum), rounded once.
+template <class T> T finish(const Call& c, double total, int64_t count) {
+    return static_cast<T>(is_mean(c) ? total / static_cast<double>(count) : total);
 }
+
+// log(v) clamped at -100 (PyTorch's convention: p = 0 gives a finite loss), exact for subnormal v,
+// where a vectorised float log returns log(FLT_MIN).
+double clamped_log(double v) { return std::max(std::log(v), -100.0); }
+double clamped_log1m(double v) { return std::max(std::log1p(-v), -100.0); }  // log(1 - v), exact near 0
 
 void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
     if (a.shape() != b.shape())
@@ -120,9 +126,11 @@ void fwd_cross_entropy(Call& c) {
         Vec<T> s = p.rowwise().sum();
         p.colwise() /= s;
         const int64_t* t = c.attrs.index.data<int64_t>();
-        T total = 0;
-        for (int64_t i = 0; i < n; ++i) total += mx[i] + std::log(s[i]) - xm(i, t[i]);
-        *c.out[0].data<T>() = finish(c, total, n);
+        // (max - x_t) + log(sum): forming logsumexp first would cancel (1e30 + log 2 - 1e30 = 0)
+        const double total = pairwise_sum(n, [&](int64_t i) {
+            return (static_cast<double>(mx[i]) - xm(i, t[i])) + std::log(static_cast<double>(s[i]));
+        });
+        *c.out[0].data<T>() = finish<T>(c, total, n);
     });
 }
 // dL/dx = g * (softmax(x) - onehot(t)) (divided by n for the mean)
@@ -150,10 +158,12 @@ std::vector<Shape> shape_pair_loss(const Call& c) {
 void fwd_binary_cross_entropy(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        auto p = cvec<T>(c.in[0]);
-        auto y = cvec<T>(c.in[1]);
-        const T total = -(y * p.log().max(T(-100)) + (T(1) - y) * (T(1) - p).log().max(T(-100))).sum();
-        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+        const T *p = c.in[0].data<T>(), *y = c.in[1].data<T>();
+        const double total = pairwise_sum(c.in[0].numel(), [&](int64_t i) {
+            const double yi = y[i];
+            return -(yi * clamped_log(p[i]) + (1 - yi) * clamped_log1m(p[i]));
+        });
+        *c.out[0].data<T>() = finish<T>(c, total, c.in[0].numel());
     });
 }
 // dL/dp = g (p - y) / max(p (1 - p), 1e-12), dL/dy = g (log(1 - p) - log p) (logs clamped)
@@ -170,7 +180,10 @@ Grads bwd_binary_cross_entropy(const Call& c, const Grads& g, const Need& need) 
         }
         if (need[1]) {
             r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
-            vec<T>(r[1]) = s * ((T(1) - p).log().max(T(-100)) - p.log().max(T(-100)));
+            const T* pp = c.in[0].data<T>();
+            T* out = r[1].data<T>();
+            for (int64_t i = 0; i < c.in[0].numel(); ++i)
+                out[i] = static_cast<T>(s * (clamped_log1m(pp[i]) - clamped_log(pp[i])));
         }
     });
     return r;
@@ -180,10 +193,12 @@ Grads bwd_binary_cross_entropy(const Call& c, const Grads& g, const Need& need) 
 void fwd_binary_cross_entropy_with_logits(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        auto z = cvec<T>(c.in[0]);
-        auto y = cvec<T>(c.in[1]);
-        const T total = (z.max(T(0)) - z * y + (-z.abs()).exp().log1p()).sum();
-        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+        const T *z = c.in[0].data<T>(), *y = c.in[1].data<T>();
+        const double total = pairwise_sum(c.in[0].numel(), [&](int64_t i) {
+            const double zi = z[i];
+            return std::max(zi, 0.0) - zi * y[i] + std::log1p(std::exp(-std::abs(zi)));
+        });
+        *c.out[0].data<T>() = finish<T>(c, total, c.in[0].numel());
     });
 }
 // dL/dz = g (sigmoid(z) - y), dL/dy = -g z
@@ -209,8 +224,12 @@ Grads bwd_binary_cross_entropy_with_logits(const Call& c, const Grads& g, const 
 void fwd_mse_loss(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const T total = (cvec<T>(c.in[0]) - cvec<T>(c.in[1])).square().sum();
-        *c.out[0].data<T>() = finish(c, total, c.in[0].numel());
+        const T *p = c.in[0].data<T>(), *t = c.in[1].data<T>();
+        const double total = pairwise_sum(c.in[0].numel(), [&](int64_t i) {
+            const double d = static_cast<double>(p[i]) - t[i];
+            return d * d;
+        });
+        *c.out[0].data<T>() = finish<T>(c, total, c.in[0].numel());
     });
 }
 // dL/dp = 2 g (p - t), dL/dt = -2 g (p - t)

@@ -149,12 +149,12 @@ void fwd_logsumexp(Call& c) {
         Tensor arg = Tensor::empty(r.kept, DType::i64);
         if (r.count > 0) extreme<T, true>(x, r.kept, m, arg);
         else m.fill(-std::numeric_limits<double>::infinity());
-        Tensor s = Tensor::zeros(r.kept, x.dtype());
+        std::vector<double> s(static_cast<size_t>(m.numel()), 0.0);  // wide accumulators
         const T *px = x.data<T>(), *pm = m.data<T>();
-        T* ps = s.data<T>();
-        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { ps[k] += std::exp(px[i] - pm[k]); });
+        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { s[k] += std::exp(px[i] - pm[k]); });
         T* po = c.out[0].data<T>();
-        for (int64_t k = 0; k < s.numel(); ++k) po[k] = std::isinf(pm[k]) ? pm[k] : pm[k] + std::log(ps[k]);
+        for (int64_t k = 0; k < m.numel(); ++k)
+            po[k] = std::isinf(pm[k]) ? pm[k] : static_cast<T>(pm[k] + std::log(s[k]));
     });
 }
 // dL/dx = g * exp(x - logsumexp(x)) (the softmax over the reduced axes)
@@ -182,10 +182,13 @@ void fwd_var(Call& c) {
         using T = decltype(tag);
         vec<T>(c.aux) /= static_cast<T>(r.count);
         const T *px = x.data<T>(), *pm = c.aux.data<T>();
+        std::vector<double> ss(static_cast<size_t>(c.aux.numel()), 0.0);  // wide accumulators
+        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) {
+            const double d = static_cast<double>(px[i]) - pm[k];
+            ss[k] += d * d;
+        });
         T* po = c.out[0].data<T>();
-        std::fill(po, po + c.out[0].numel(), T(0));
-        for_each_reduced(x.shape(), r.kept, [&](int64_t i, int64_t k) { po[k] += (px[i] - pm[k]) * (px[i] - pm[k]); });
-        vec<T>(c.out[0]) /= static_cast<T>(var_divisor(r, c));
+        for (size_t k = 0; k < ss.size(); ++k) po[k] = static_cast<T>(ss[k] / var_divisor(r, c));
     });
 }
 // dL/dx = g * 2 (x - mean) / (count - ddof)
@@ -259,7 +262,9 @@ void fwd_normalize(Call& c) {
         mat<T>(c.out[0], x.dim(0), x.dim(1)).array() = xm.colwise() / s;
     });
 }
-// y = x / s with s the row sums: dL/dx[i, j] = g[i, j] / s[i] - sum_k(g[i, k] x[i, k]) / s[i]^2
+// y = x / s with s the row sums: dL/dx[i, j] = g[i, j] / s[i] - sum_k(g[i, k] x[i, k]) / s[i]^2,
+// computed as (g[i, j] - sum_k(g[i, k] y[i, k])) / s[i]: s^2 would overflow for row sums above
+// 1.8e19 in float32 (softmax of logits near 45) and underflow below 1e-19.
 Grads bwd_normalize(const Call& c, const Grads& g, const Need&) {
     const auto& x = c.in[0];
     Tensor r = Tensor::empty(x.shape(), x.dtype());
@@ -269,8 +274,8 @@ Grads bwd_normalize(const Call& c, const Grads& g, const Need&) {
         auto xm = cmat<T>(x, n, m).array();
         auto gm = cmat<T>(g[0], n, m).array();
         Vec<T> s = xm.rowwise().sum();
-        Vec<T> corr = (gm * xm).rowwise().sum() / (s * s);
-        mat<T>(r, n, m).array() = (gm.colwise() / s).colwise() - corr;
+        Vec<T> dot = (gm * (xm.colwise() / s)).rowwise().sum();
+        mat<T>(r, n, m).array() = (gm.colwise() - dot).colwise() / s;
     });
     return {r};
 }
