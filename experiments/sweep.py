@@ -49,6 +49,7 @@ import tapegrad as vg  # noqa: E402
 
 INSTALL_HINT = "pip install 'tapegrad[sweep]' (or: pip install distributed)"
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)  # what a worker ran with, in its records
 PER_RUN_OUTPUTS = ("save", "plot")  # one file per run would be overwritten by every variant
 TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 METRICS = ("final_accuracy", "best_accuracy", "final_loss", "train_seconds")
@@ -232,12 +233,12 @@ def make_variants(settings_list, flags):
             args, error = parse_quietly(argv)
         config = vars(args) if args is not None else None
         digest = hashlib.sha1(json.dumps(config if config else argv, sort_keys=True).encode()).hexdigest()[:12]
-        name = label(settings) or "(flags only)"
+        name = label(settings) or "baseline"  # a variant of no settings of its own: the shared flags alone
         slug = re.sub(r"[^A-Za-z0-9.=_-]+", "_", name.replace(" ", "_"))[:80]
         if digest in seen:
             continue  # the same run twice (e.g. seed=0,0): trained once
         seen.add(digest)
-        variants.append(dict(settings=settings, argv=argv, name=name, group=label(settings, skip=("seed",)) or name,
+        variants.append(dict(settings=settings, argv=argv, name=name, group=label(settings, skip=("seed",)) or "baseline",
                              config=config, error=error, key=f"{slug}-{digest}"))
     return variants
 
@@ -251,7 +252,7 @@ def train_variant(argv, threads=1):
     thread variables the worker process started with) and wall_seconds."""
     vg.set_num_threads(threads)
     record = {"worker": f"{socket.gethostname()}:{os.getpid()}", "threads": vg.get_num_threads(),
-              "environment": {k: os.environ.get(k) for k in THREAD_VARIABLES}}
+              "environment": {k: os.environ.get(k) for k in RECORDED_VARIABLES}}
     out, err = io.StringIO(), io.StringIO()
     start = time.perf_counter()
     try:
@@ -322,9 +323,9 @@ def spread(values):
 def summarize(variants, records):
     """Per setting (the variants that differ only in seed): {group, settings, runs, ok, records, and
     <metric>_mean/_std/_min/_max for each of METRICS}, in the order of the variants."""
-    groups = {}
+    groups, names = {}, columns(variants)
     for variant in variants:
-        settings = {k: v for k, v in variant["settings"].items() if k != "seed"}
+        settings = {name: shown(variant, name) for name in names}
         groups.setdefault(variant["group"], dict(group=variant["group"], settings=settings, members=[]))
         groups[variant["group"]]["members"].append(records[variant["key"]])
     rows = []
@@ -347,6 +348,15 @@ def columns(variants):
     return names
 
 
+def shown(variant, name):
+    """A setting's value in the tables: as given, else as the shared flags or train_mlp's defaults
+    resolved it ("" where train_mlp decides at run time, e.g. hidden: 4x the input)."""
+    if name in variant["settings"]:
+        return variant["settings"][name]
+    value = (variant["config"] or {}).get(name)
+    return "" if value is None else as_text(value)
+
+
 def number(value, digits=4):
     return "" if value is None else f"{value:.{digits}f}"
 
@@ -362,7 +372,7 @@ def write_tables(out, variants, records, flags):
         for v in variants:
             r, s = records[v["key"]], scores(records[v["key"]])
             ok = r["status"] == "ok"
-            writer.writerow([v["name"], *(v["settings"].get(n, "") for n in names),
+            writer.writerow([v["name"], *(shown(v, n) for n in names),
                              (v["config"] or {}).get("seed", v["settings"].get("seed", "")), r["status"],
                              r.get("split", ""), s["epochs"], number(s["final_accuracy"]), number(s["best_accuracy"]),
                              s["best_epoch"] or "", number(s["final_loss"], 6), number(s["train_seconds"], 3),
@@ -374,7 +384,7 @@ def write_tables(out, variants, records, flags):
         stats = [f"{m}_{s}" for m in METRICS for s in ("mean", "std", "min", "max")]
         writer.writerow(["setting", *names, "runs", "ok", *stats])
         for row in rows:
-            writer.writerow([row["group"], *(row["settings"].get(n, "") for n in names), row["runs"], row["ok"],
+            writer.writerow([row["group"], *(row["settings"][n] for n in names), row["runs"], row["ok"],
                              *(number(row[s], 6) for s in stats)])
     split = next((r["split"] for r in records.values() if r.get("split")), "validation")
     return markdown(rows, names, variants, records, flags, split)
@@ -400,7 +410,7 @@ def markdown(rows, names, variants, records, flags, split):
         accuracy = cell(row, "final_accuracy", 4)
         if best is not None and row["final_accuracy_mean"] == best and len(rows) > 1:
             accuracy = f"**{accuracy}**"
-        lines.append("| " + " | ".join([*(row["settings"].get(n, "(default)") for n in names),
+        lines.append("| " + " | ".join([*(row["settings"][n] or "(default)" for n in names),
                                         f"{row['ok']}/{row['runs']}", accuracy, cell(row, "best_accuracy", 4),
                                         cell(row, "final_loss", 4), cell(row, "train_seconds", 2)]) + " |")
     failed = [v for v in variants if records[v["key"]]["status"] != "ok"]
@@ -411,34 +421,34 @@ def markdown(rows, names, variants, records, flags, split):
 
 
 def plot(path, rows, title):
-    """Loss (left) and accuracy (right) per epoch of every setting: the mean over its seeds, and on
-    the accuracy the band from the lowest to the highest seed. Returns path."""
+    """Loss (left) and accuracy (right) per epoch of every setting: each seed's run as a thin line
+    and their mean as a thick one (a mean alone hides a seed that got stuck). Returns path."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, (left, right) = vg.plot.figure(ncols=2, width=6.0, height=4.5)
     drawn = [row for row in rows if any(r.get("accuracies") for r in row["records"])]
-    colors = [f"C{i % 10}" for i in range(len(drawn))]
-    styles = ["-", "--", ":", "-."]
     span = []
-    for i, (row, color) in enumerate(zip(drawn, colors)):
+    for i, row in enumerate(drawn):
         epochs = min(len(r["accuracies"]) for r in row["records"] if r.get("accuracies"))
         runs = [r for r in row["records"] if len(r.get("accuracies") or []) >= epochs]
         x = np.arange(1, epochs + 1)
         losses = np.array([r["losses"][:epochs] for r in runs])
         accs = np.array([r["accuracies"][:epochs] for r in runs])
-        style = dict(color=color, linestyle=styles[(i // 10) % len(styles)], marker="o" if epochs <= 20 else None,
-                     markersize=3)
-        name = row["group"] + (f" ({len(runs)} seeds)" if len(runs) > 1 else "")
-        left.plot(x, losses.mean(axis=0), label=name, **style)
-        right.plot(x, accs.mean(axis=0), label=name, **style)
-        if len(runs) > 1:
-            right.fill_between(x, accs.min(axis=0), accs.max(axis=0), color=color, alpha=0.15, linewidth=0)
+        color, style = f"C{i % 10}", ["-", "--", ":", "-."][(i // 10) % 4]
+        name = row["group"] + (f" (mean of {len(runs)} seeds)" if len(runs) > 1 else "")
+        for ax, values in ((left, losses), (right, accs)):
+            if len(runs) > 1:
+                ax.plot(x, values.T, color=color, linestyle=style, linewidth=0.7, alpha=0.35)
+            ax.plot(x, values.mean(axis=0), color=color, linestyle=style, linewidth=2.0, label=name,
+                    marker="o" if epochs <= 20 else None, markersize=3)
         span += [float(v) for v in losses.ravel() if np.isfinite(v) and v > 0]
     if span and max(span) / min(span) > 50:  # a diverging or all-zeros variant would flatten the others
         left.set_yscale("log")
     split = next((r["split"] for row in drawn for r in row["records"]), "validation")
-    for ax, ylabel in ((left, "train loss (mean over seeds)"), (right, f"{split} accuracy (band: min-max)")):
+    for ax, ylabel in ((left, "train loss"), (right, f"{split} accuracy")):
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(vg.plot._integer_ticks())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     right.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.suptitle(title, fontsize=10)
@@ -469,21 +479,20 @@ def dask_client(scheduler=None, workers=None, threads=1):
             yield client
         return
     # The nanny sets these before it spawns a worker, so numpy's OpenBLAS and OpenMP start with that
-    # many threads; it sets them in this process too, hence the restore.
-    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
-    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}),
-               **{k: str(threads) for k in THREAD_VARIABLES}}
+    # many threads. Dask's own list is left out on purpose: its MALLOC_TRIM_THRESHOLD_=65536 makes
+    # glibc hand freed activations back to the kernel at every step, which made a Fashion-MNIST epoch
+    # 1.4-1.9x slower here (page faults: sys time 0.7-0.9 s -> 2.5-2.8 s over two epochs). The nanny sets them
+    # in this process too (and PYTHONHASHSEED), hence the restore.
+    saved = dict(os.environ)
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": {k: str(threads) for k in THREAD_VARIABLES}}), \
                 LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                              dashboard_address=None) as cluster, Client(cluster) as client:
             yield client
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        for k in set(os.environ) - set(saved):
+            del os.environ[k]
+        os.environ.update(saved)
 
 
 def progress(total):
