@@ -65,7 +65,7 @@ def train_options():
     """train_mlp.py's options by every name a setting may use: dest (batch_size), long flag without
     dashes (batch-size), with '-' and '_' alike; values: the argparse actions."""
     options = {}
-    for action in train_mlp.build_parser()._actions:
+    for action in train_mlp.build_parser()._actions:  # argparse has no public list of its options
         if action.dest == "help":
             continue
         options[action.dest] = action
@@ -238,8 +238,9 @@ def make_variants(settings_list, flags):
         if digest in seen:
             continue  # the same run twice (e.g. seed=0,0): trained once
         seen.add(digest)
-        variants.append(dict(settings=settings, argv=argv, name=name, group=label(settings, skip=("seed",)) or "baseline",
-                             config=config, error=error, key=f"{slug}-{digest}"))
+        group = label(settings, skip=("seed",)) or "baseline"
+        variants.append(dict(settings=settings, argv=argv, name=name, group=group, config=config, error=error,
+                             key=f"{slug}-{digest}"))
     return variants
 
 
@@ -281,6 +282,7 @@ def scores(record):
 # ---- results on disk ----
 
 def result_path(out, variant):
+    """Where the record of a variant that trained is kept: out/runs/<key>.json."""
     return os.path.join(out, "runs", variant["key"] + ".json")
 
 
@@ -358,6 +360,7 @@ def shown(variant, name):
 
 
 def number(value, digits=4):
+    """A table's number with the given decimals, or "" for a missing one."""
     return "" if value is None else f"{value:.{digits}f}"
 
 
@@ -547,6 +550,7 @@ def run_all(client, todo, threads, out, records):
 # ---- command line ----
 
 def build_parser():
+    """The sweep's own options; parse_known_args leaves the others for train_mlp.py."""
     parser = ArgumentParser(prog="sweep.py", description=__doc__.splitlines()[0], allow_abbrev=False,
                             epilog="Any other option goes to every variant's train_mlp.py (see its --help).")
     add = parser.add_argument
@@ -566,6 +570,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the sweep that argv (None: sys.argv) describes; returns the exit status (1 when a variant failed)."""
     parser = build_parser()
     args, flags = parser.parse_known_args(argv)
     if args.threads < 1 or (args.workers is not None and args.workers < 1):
@@ -621,7 +626,7 @@ def main(argv=None):
             where = args.scheduler or f"a local Dask cluster of {workers} worker processes"
             print(f"## on {where}, {args.threads} thread{'s' if args.threads > 1 else ''} per task", flush=True)
             failed += run_all(client, todo, args.threads, out, records)
-    print(f"## {len(todo)} trained in {time.perf_counter() - start:.1f} s")
+    print(f"## {len(todo)} run{'s' if len(todo) != 1 else ''} done in {time.perf_counter() - start:.1f} s")
 
     text = write_tables(out, variants, records, flags)
     with open(os.path.join(out, "summary.md"), "w") as f:

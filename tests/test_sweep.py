@@ -44,7 +44,8 @@ def environment(tmp_path, hide=()):
         folder.mkdir(exist_ok=True)
         (folder / "sitecustomize.py").write_text(HIDER.format(names=set(hide)))
         paths.insert(0, str(folder))
-    env["PYTHONPATH"] = os.pathsep.join(paths)
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
 
 
@@ -288,6 +289,7 @@ def test_a_sweep_on_a_running_scheduler_sends_its_scripts_and_averages_over_seed
         except subprocess.TimeoutExpired:
             cluster.kill()
             cluster.wait()
+        cluster.stdout.close()
     assert result.returncode == 0, result.stderr
     assert f"on {address}, 1 thread per task" in result.stdout
     assert len(re.findall(r"\[\d/4\] activation=(relu|tanh) seed=[01]: final validation accuracy", result.stdout)) == 4
@@ -304,7 +306,8 @@ def test_a_sweep_on_a_running_scheduler_sends_its_scripts_and_averages_over_seed
 
 
 def test_a_dry_run_lists_the_variants_without_dask_and_a_real_run_says_how_to_install_it(tmp_path):
-    listed = run_sweep(tmp_path, "--grid", "init=glorot_normal,zeros", "-e", "1", "--dry-run", hide=("dask", "distributed"))
+    listed = run_sweep(tmp_path, "--grid", "init=glorot_normal,zeros", "-e", "1", "--dry-run",
+                       hide=("dask", "distributed"))
     assert listed.returncode == 0, listed.stderr
     assert "init=zeros  [to run]" in listed.stdout
     assert "train_mlp.py --seed 0 -e 1 --init=zeros" in listed.stdout
