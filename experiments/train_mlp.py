@@ -43,8 +43,10 @@ OPTIMIZERS = {"sgd": vg.optim.SGD, "adam": vg.optim.Adam, "adamw": vg.optim.Adam
 ARCHITECTURE = ("sizes", "activation", "residual", "dtype", "reduction", "normalize")  # what --load must match
 
 
-def parse(argv):
-    parser = ArgumentParser(description=__doc__.splitlines()[0],
+def build_parser(prog=None):
+    """The command line's parser, without the defaults filled in (parse does that); sweep.py reads
+    its options to turn a grid's settings into flags. prog: the name its messages start with."""
+    parser = ArgumentParser(prog=prog, description=__doc__.splitlines()[0],
                             epilog="Options given explicitly override those of a preset, which override vugrad's.")
     add = parser.add_argument
     add("-D", "--dataset", dest="data", help="synth, mnist or fashion (default synth)")
@@ -77,6 +79,13 @@ def parse(argv):
     add("--save", metavar="PATH", help="write model and optimiser state to PATH (.npz) after training")
     add("--load", metavar="PATH", help="start from the model (and optimiser) state in PATH")
     add("--plot", metavar="PATH", help="write a PNG of loss and accuracy per epoch (needs matplotlib)")
+    return parser
+
+
+def parse(argv, prog=None):
+    """The run's settings from a command line (a list of strings; None: sys.argv), with the preset's
+    values and then vugrad's filled in where a flag was not given; exits with a message on bad flags."""
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     preset = PRESETS.get(args.preset, {})
     for name, default in VUGRAD.items():
