@@ -13,6 +13,7 @@ from .core import (Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, 
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot
+from .draw import Drawing, draw
 from .data import DataLoader, batches, load_five_points, write_idx
 from .functional import (abs, add, binary_cross_entropy, binary_cross_entropy_with_logits, broadcast_to, celoss,
                          clip, concatenate, cross_entropy, divide, equal, exp, expand_dims, flatten, getitem,
