@@ -13,6 +13,7 @@ SGD with learning rate 0.01, batches of 128 in order, float64.
 Options given on the command line override those of a preset, which override vugrad's.
 """
 
+import os
 import sys
 import time
 from argparse import ArgumentParser, BooleanOptionalAction
@@ -79,6 +80,8 @@ def build_parser(prog=None):
     add("--save", metavar="PATH", help="write model and optimiser state to PATH (.npz) after training")
     add("--load", metavar="PATH", help="start from the model (and optimiser) state in PATH")
     add("--plot", metavar="PATH", help="write a PNG of loss and accuracy per epoch (needs matplotlib)")
+    add("--draw", metavar="PATH", help="draw the computation graph of the first training step to PATH (.svg, .png, "
+                                       ".pdf need Graphviz; .dot is its text)")
     return parser
 
 
@@ -101,6 +104,8 @@ def parse(argv, prog=None):
         parser.error(f"--momentum applies to sgd and rmsprop, not {args.optimizer}")
     if args.hidden is not None and any(h < 1 for h in args.hidden):
         parser.error("hidden layer sizes must be >= 1")
+    if args.draw and os.path.splitext(args.draw)[1].lower() not in vg.draw.FORMATS:
+        parser.error(f"--draw {args.draw}: the name must end in one of {', '.join(vg.draw.FORMATS)}")
     return args
 
 
@@ -158,6 +163,16 @@ def restore(path, model, optimizer, config):
     return int(state.get("epoch", 0))
 
 
+def draw_step(loss, model, path):
+    """Draw the graph below loss to path, the parameters named as the model names them."""
+    try:
+        drawing = vg.draw(loss, path, names=model, title="train_mlp.py: the graph of one training step")
+    except (ImportError, RuntimeError, ValueError) as e:
+        print(f"## --draw: no picture: {e}", file=sys.stderr)
+    else:
+        print(f"## drew the first step's graph ({drawing.tensors} tensors, {drawing.ops} ops) to {path}")
+
+
 def run(args, activation=None):
     """Train as args say; returns a dict: "losses", "accuracies", "times" per epoch, "split" (the
     name of the evaluation split), "model", and "prepare" (raw inputs -> the model's inputs).
@@ -207,6 +222,7 @@ def run(args, activation=None):
           f"batch {args.batch_size}{' shuffled' if args.shuffle else ''}, {args.reduction} cross-entropy")
     print("\n## Starting training")
     losses, accuracies, times = [], [], []
+    draw_pending = bool(args.draw)
     for epoch in range(args.epochs):
         start = time.perf_counter()
         total = 0.0
@@ -220,6 +236,10 @@ def run(args, activation=None):
             else:
                 loss = vg.cross_entropy(output, yb)
                 total += loss.item() * len(yb)
+            if draw_pending:  # once, and not counted in the epoch's time
+                draw_pending, began = False, time.perf_counter()
+                draw_step(loss, model, args.draw)
+                start += time.perf_counter() - began
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

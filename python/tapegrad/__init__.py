@@ -14,6 +14,7 @@ from .runtime import gemm_backend, get_num_threads, set_gemm_backend, set_num_th
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot
+from .draw import Drawing, draw
 from .data import DataLoader, batches, load_five_points, write_idx
 from .init import manual_seed
 from .nn import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
