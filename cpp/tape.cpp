@@ -332,6 +332,37 @@ class Readers {
 
 }  // namespace
 
+namespace {
+
+// How many references the ops of one graph hold to each node: a node with more references than
+// that (plus the caller's) is held from outside the graph, by Python code say.
+using GraphRefs = std::unordered_map<const Node*, long>;
+
+GraphRefs graph_refs(const std::vector<OpNodePtr>& order) {
+    GraphRefs refs;
+    for (const auto& op : order)
+        for (const auto& in : op->inputs) ++refs[in.get()];
+    return refs;
+}
+
+bool held_outside(const NodePtr& n, const GraphRefs& refs, long own) {
+    auto it = refs.find(n.get());
+    return n.use_count() - own - (it == refs.end() ? 0 : it->second) > 0;
+}
+
+std::string shapes_str(const std::vector<Tensor>& ts) {
+    std::string s;
+    for (size_t i = 0; i < ts.size(); ++i)
+        s += (i ? ", " : "") + (ts[i].defined() ? shape_str(ts[i].shape()) : std::string("-"));
+    return s;
+}
+
+thread_local std::function<void(const std::string&)> trace_sink;
+
+}  // namespace
+
+void set_trace(std::function<void(const std::string&)> sink) { trace_sink = std::move(sink); }
+
 void backward(const NodePtr& root, bool retain_graph) {
     if (root->value.numel() != 1)
         throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
@@ -345,22 +376,37 @@ void backward(const NodePtr& root, bool retain_graph) {
     post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
     Readers readers(order);
     for (const auto& op : order) check_versions(*op);  // check everything before changing anything
+    const GraphRefs refs = graph_refs(order);
 
     Pending pending{{root.get(), seed}};
+    size_t step = 0;
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
         std::vector<NodePtr> outs;
         std::vector<Tensor> grads;
         const bool reached = output_grads(op, pending, outs, grads);
-        for (size_t k = 0; k < outs.size(); ++k)  // retained nodes keep their complete gradient
-            if (reached && outs[k] && outs[k]->retain) add_to_grad(*outs[k], grads[k]);
+        // As in vugrad, a node that Python still holds keeps its gradient (as does one marked
+        // retain_grad); the gradients of nodes nothing else holds are dropped once used.
+        for (size_t k = 0; k < outs.size(); ++k)
+            if (reached && outs[k] && (outs[k]->retain || held_outside(outs[k], refs, 1))) add_to_grad(*outs[k], grads[k]);
         if (reached) {
+            // A leaf that only this graph holds is gone with it: nobody can read its gradient (anomaly
+            // mode, for debugging, still computes and checks it).
             std::vector<bool> need;
-            for (const auto& in : op.inputs) need.push_back(in->requires_grad);
+            for (const auto& in : op.inputs)
+                need.push_back(in->requires_grad && (in->source || anomaly_mode || held_outside(in, refs, 0)));
+            std::vector<Tensor> received = trace_sink ? grads : std::vector<Tensor>();
             std::vector<Tensor> gin = input_grads(op, grads, need);
+            if (trace_sink)
+                trace_sink(std::to_string(++step) + ". " + op.name() + ": received (" + shapes_str(received) +
+                           "), returned (" + shapes_str(gin) + ")");
             grads.clear();
-            for (size_t i = 0; i < gin.size(); ++i)
-                if (need[i] && gin[i].defined()) deliver(op, i, std::move(gin[i]), pending);
+            for (size_t i = 0; i < gin.size(); ++i) {
+                if (!gin[i].defined()) continue;
+                if (gin[i].shape() != op.inputs[i]->value.shape())  // a wrong gradient is an error even if unused
+                    throw std::invalid_argument(grad_error(op, i, gin[i], op.inputs[i]->value));
+                if (need[i]) deliver(op, i, std::move(gin[i]), pending);
+            }
         }
         op.differentiated = true;
     }

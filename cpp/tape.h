@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,6 +71,9 @@ void set_grad_enabled(bool enabled);  // per thread
 // naming the first op that produced nan or inf.
 bool anomaly_enabled();
 void set_anomaly_enabled(bool enabled);
+// Trace mode (per thread): while a sink is set, backward passes it one line per op it runs, in
+// order, with the shapes of the gradients the op received and returned. An empty sink turns it off.
+void set_trace(std::function<void(const std::string&)> sink);
 
 // Runs a native op on the call's inputs and attributes: checks arity and dtypes, promotes
 // float32/float64 to the wider type, applies the shape rule and the forward kernel to fill call.out.
@@ -84,9 +88,10 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
                             std::vector<Tensor> outputs);
 
 // Propagates the gradient 1 of the root down the graph, visiting the op nodes once each in reverse
-// topological order. Leaves that require grad, and nodes marked retain, add their gradient to .grad
-// (under a lock: graphs on several threads may share a leaf); the gradients of other nodes live only
-// during the call. Several threads may run backward through one graph at once. Unless retain_graph,
+// topological order. Leaves that require grad, nodes marked retain, and nodes held from outside the
+// graph (by Python) add their gradient to .grad (under a lock: graphs on several threads may share a
+// leaf); the gradients of other nodes live only during the call, and a leaf that only the graph
+// holds gets none (nobody could read it). Several threads may run backward through one graph at once. Unless retain_graph,
 // each op's saved values are released afterwards, and a later backward through it is a GraphError.
 void backward(const NodePtr& root, bool retain_graph = false);
 // Sets the gradient of the node and of every node below it to zero.

@@ -610,15 +610,36 @@ def test_only_the_leaves_that_require_grad_receive_a_gradient():
 
 # ---- gradient storage ----
 
-def test_leaves_keep_their_grad_after_backward_and_intermediate_nodes_do_not():
+def test_nodes_python_holds_keep_their_grad_after_backward_as_in_vugrad():
     x = vg.TensorNode(np.array([1.0, 2.0]))
     hidden = x * 3.0
     loss = vg.Sum.do_forward(hidden * hidden)
     loss.backward()
     np.testing.assert_array_equal(x.grad, [18.0, 36.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(hidden.grad, [6.0, 12.0])
+        assert loss.grad == 1.0
+
+
+def test_a_node_reached_only_through_the_graph_after_backward_has_no_grad_and_warns():
+    x = vg.TensorNode(np.array([1.0, 2.0]))
+    loss = vg.Sum.do_forward(vg.square(x * 3.0))
+    loss.backward()
+    hidden = loss.source.inputs[0].source.inputs[0]  # nothing held it while backward ran
     with pytest.warns(UserWarning, match="retain_grad"):
         grad = hidden.grad
     np.testing.assert_array_equal(grad, [0.0, 0.0])
+    np.testing.assert_array_equal(x.grad, [18.0, 36.0])
+
+
+def test_a_leaf_only_the_graph_holds_gets_no_gradient_computed():
+    w = vg.TensorNode(np.ones((3, 2)))
+    loss = vg.Sum.do_forward(vg.TensorNode(np.arange(6.0).reshape(2, 3)) @ w)
+    loss.backward()
+    batch = loss.source.inputs[0].source.inputs[0]
+    assert batch.is_leaf and batch.requires_grad and not batch._has_grad  # the product g @ W.T was skipped
+    np.testing.assert_array_equal(w.grad, [[3.0, 3.0], [5.0, 5.0], [7.0, 7.0]])
 
 
 def test_retain_grad_before_backward_keeps_an_intermediate_grad_without_warning():

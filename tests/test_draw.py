@@ -157,17 +157,22 @@ def test_draw_shows_values_and_only_the_gradients_that_are_stored_without_warnin
     assert len(notes) == 4  # a, 3.0, h, c: each has a value
     a_note = next(n for n in notes if "grad" in n)
     assert re.sub("<[^>]+>", "|", a_note) == "|value [[1. 2.]| [3. 4.]]|grad [[3. 3.]| [3. 3.]]||"
-    assert sum("grad" in n for n in notes) == 1  # only the leaf kept its gradient
+    assert sum("grad" in n for n in notes) == 3  # a, h and c: the nodes Python held kept their gradients
     assert ">value " not in vg.draw(c).source and "grad [" not in vg.draw(c, values=True).source
 
 
-def test_draw_shows_an_intermediate_gradient_kept_by_retain_grad():
+@pytest.mark.parametrize("retain, shown", [(True, 3), (False, 2)])
+def test_draw_shows_an_intermediate_gradient_kept_by_retain_grad(retain, shown):
     a = node(2, 2)
     h = a.sigmoid()
-    h.retain_grad()
+    if retain:
+        h.retain_grad()
     loss = h.sum()
+    del h  # reached only through the graph: its gradient is kept only when retained
     loss.backward()
-    assert vg.draw(loss, grads=True).source.count(">grad ") == 2  # a and h
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert vg.draw(loss, grads=True).source.count(">grad ") == shown  # a, loss (and h)
 
 
 def test_draw_prints_the_corners_of_a_big_value_not_all_of_it():

@@ -284,8 +284,10 @@ void bind_nodes(py::module_& m) {
             [](Node& n) {
                 if (n.source && n.source->differentiated && !n.retain && !n.grad.defined())
                     PyErr_WarnEx(PyExc_UserWarning,
-                                 "the gradient of a node made by an op is not kept after backward (zeros are "
-                                 "returned); call node.retain_grad() before backward to keep it",
+                                 "this node's gradient was not kept: backward keeps the gradients of the nodes "
+                                 "Python holds while it runs, and this one was reached only through the graph "
+                                 "(zeros are returned); hold the node in a variable, or call node.retain_grad(), "
+                                 "before backward",
                                  1);
                 if (!n.grad.defined() || n.grad.shape() != n.value.shape())
                     n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
@@ -383,7 +385,30 @@ void bind_nodes(py::module_& m) {
         "A TensorNode method applying a one-input op without attributes.");
 
     py::class_<NativeContext>(m, "NativeContext", "What a native op's forward on raw arrays keeps for backward.")
-        .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; });
+        .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; })
+        .def_property_readonly("index", [](const NativeContext& c) { return c.op; }, "The op's row in op_table().")
+        .def_property_readonly(
+            "inputs",
+            [](const NativeContext& c) {
+                py::list ins;
+                for (const auto& t : c.call.in) ins.append(to_numpy(t, false));
+                return ins;
+            },
+            "The arrays the forward was given.");
+    m.def(
+        "set_trace",
+        [](py::object sink) {
+            if (sink.is_none()) {
+                tg::set_trace({});
+                return;
+            }
+            std::shared_ptr<void> held = hold(sink);
+            tg::set_trace([held](const std::string& line) {
+                py::gil_scoped_acquire gil;
+                py::reinterpret_borrow<py::object>(static_cast<PyObject*>(held.get()))(line);
+            });
+        },
+        "Trace mode for this thread: backward calls sink(line) for each op it runs (None: off).");
 
     m.def("op_table", &table_rows, "The engine's op table: one dict per row (name, arity, attrs, ...).");
     m.def("register_op_class", [](int op, py::object cls) {

@@ -9,7 +9,7 @@
 from . import functional, init, methods, nn, ops, optim
 from .checkpoint import load, save
 from .core import Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, detect_anomaly, is_grad_enabled, \
-    no_grad, set_detect_anomaly
+    no_grad, set_detect_anomaly, trace
 from .runtime import gemm_backend, get_num_threads, set_gemm_backend, set_num_threads
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx

@@ -6,6 +6,8 @@ that produced it (``source``). An Op is a class with static ``forward(context, *
 the tape. Ops written in Python run on the same tape as the engine's own ops.
 """
 
+import sys
+
 from . import _core
 
 TensorNode = _core.TensorNode
@@ -143,7 +145,13 @@ class NativeOp(Op):
 
     @classmethod
     def backward(cls, context, *goutputs):
-        grads = _core.backward(context["native"], goutputs)
+        native = context["native"]
+        if native.index != cls._index:
+            # vugrad's ops keep plain arrays in their contexts, so course code may run one op's backward
+            # on a context another op's forward filled (RowSum.backward after RowMax.forward): this op's
+            # backward at the inputs that forward was given.
+            _, native = _core.forward(cls._index, native.inputs, {})
+        grads = _core.backward(native, goutputs)
         return grads[0] if len(grads) == 1 else tuple(grads)
 
 
@@ -181,6 +189,35 @@ class detect_anomaly:
 
     def __exit__(self, *exc):
         _core.set_anomaly_enabled(self._previous)
+        return False
+
+
+class trace:
+    """Context manager that shows the backward pass as it runs: each op in the order backward visits it,
+    with the shapes of the gradients it received (one per output) and returned (one per input; "-"
+    where an input needs none). Lines go to ``file`` (default: standard output) and are kept in
+    ``lines``. Off by default, and costs nothing when off.
+
+        with vg.trace():
+            loss.backward()
+        # 1. sum: received (()), returned ((128,))
+        # ...
+    """
+
+    def __init__(self, file=None):
+        self.file = file
+        self.lines = []
+
+    def _emit(self, line):
+        self.lines.append(line)
+        print(line, file=self.file if self.file is not None else sys.stdout)
+
+    def __enter__(self):
+        _core.set_trace(self._emit)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_trace(None)
         return False
 
 

@@ -282,11 +282,23 @@ class MLP(Module):
     Each hidden layer is Linear then ``activation``; with ``residual=True`` a hidden layer whose
     input and output sizes agree adds its input (h + act(Linear(h))). The last layer is Linear then
     ``output_activation`` (None: logits). ``init`` is the weights' initialiser.
+
+    ``MLP(input_size=..., output_size=..., hidden_mult=4)`` is the MLP of vugrad's train_mlp.py: one
+    sigmoid hidden layer of ``hidden_mult * input_size`` units and a log-softmax output.
     """
 
-    def __init__(self, sizes, activation="relu", residual=False, output_activation=None,
-                 init="glorot_normal", dtype=np.float64):
+    def __init__(self, sizes=None, activation="relu", residual=False, output_activation=None,
+                 init="glorot_normal", dtype=np.float64, *, input_size=None, output_size=None, hidden_mult=4):
         super().__init__()
+        if (input_size is None) != (output_size is None):
+            raise TypeError("MLP: give both input_size and output_size (vugrad's MLP), or sizes")
+        if input_size is not None:
+            if sizes is not None:
+                raise TypeError("MLP: give sizes or input_size/output_size, not both")
+            sizes = [input_size, hidden_mult * input_size, output_size]
+            activation, output_activation = "sigmoid", "log_softmax"
+        if sizes is None:
+            raise TypeError("MLP: missing the layer sizes (e.g. MLP([784, 256, 10]))")
         sizes = list(sizes)
         if len(sizes) < 2:
             raise ValueError(f"MLP: need at least an input and an output size, got {sizes}")
