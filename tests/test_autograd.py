@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
-from helpers import Cube, numeric_grads, skip_if_sanitized
+from helpers import Cube, ProductAndDifference, numeric_grads, skip_if_sanitized
 
 
 def randn(*shape, seed=0):
@@ -20,20 +20,6 @@ def randn(*shape, seed=0):
 
 
 # ---- custom ops written in Python (vg.Op) ----
-
-class ProductAndDifference(vg.Op):
-    """Two inputs, two outputs: (a * b, a - b). Keeps the gradients it was given, for inspection."""
-
-    @staticmethod
-    def forward(context, a, b):
-        context["a"], context["b"] = a, b
-        return a * b, a - b
-
-    @staticmethod
-    def backward(context, g_product, g_difference):
-        context["received"] = (g_product.copy(), g_difference.copy())
-        return g_product * context["b"] + g_difference, g_product * context["a"] - g_difference
-
 
 class Affine(vg.Op):
     """scale * x + shift, with scale and shift as keyword constants."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import tapegrad as vg
+from helpers import ProductAndDifference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 needs_dot = pytest.mark.skipif(not vg.draw.available(), reason="Graphviz (Python package and dot) not installed")
@@ -43,19 +44,6 @@ def edges(drawing):
 
 def dashed_circles(drawing):
     return re.findall(r"^\s*\w+ \[shape=circle, style=dashed", drawing.source, re.M)
-
-
-class ProductAndDifference(vg.Op):
-    """Two outputs: (a * b, a - b)."""
-
-    @staticmethod
-    def forward(context, a, b):
-        context["a"], context["b"] = a, b
-        return a * b, a - b
-
-    @staticmethod
-    def backward(context, g_product, g_difference):
-        return g_product * context["b"] + g_difference, g_product * context["a"] - g_difference
 
 
 # ---- the bipartite graph ----
