@@ -530,9 +530,11 @@ def two_members_of_one_name(path):
 
 HOSTILE = [
     (deflated_bomb_named_by_the_index, r"would inflate \d+ bytes to 8388736 \(more than 64x: a zip bomb"),
-    (header_declaring_1e12_elements, r"declares shape \(1000000000000,\) of float64 \(8000000000000 bytes\) in a member of 80"),
+    (header_declaring_1e12_elements,
+     r"declares shape \(1000000000000,\) of float64 \(8000000000000 bytes\) in a member of 80"),
     (header_declaring_a_negative_shape, r"declares the shape \(-1, -10\)"),
-    (header_declaring_fewer_bytes_than_the_member_holds, r"declares shape \(3,\) of float64 \(24 bytes\) in a member of 80"),
+    (header_declaring_fewer_bytes_than_the_member_holds,
+     r"declares shape \(3,\) of float64 \(24 bytes\) in a member of 80"),
     (header_of_npy_format_3, r"is .npy format 3.0, which load does not read"),
     (member_without_npy_magic, r"'a/w.npy' is not an .npy array"),
     (member_named_without_npy, r"the array 'w' its index names is missing: no member 'a/w.npy'"),
@@ -618,7 +620,8 @@ def test_an_index_may_name_one_array_many_times_and_it_is_read_once(tmp_path, mo
     zip_members(path, {**naming_w({"list": [{"array": "w"}] * 1000}), "a/w.npy": npy_bytes(np.arange(4.0))})
     reads = []
     original = vg.checkpoint._read_array
-    monkeypatch.setattr(vg.checkpoint, "_read_array", lambda zf, info: reads.append(info.filename) or original(zf, info))
+    monkeypatch.setattr(vg.checkpoint, "_read_array",
+                        lambda zf, info: reads.append(info.filename) or original(zf, info))
     back = vg.load(path)
     assert len(back) == 1000 and all(a is back[0] for a in back)
     assert sorted(reads) == ["__tapegrad__.npy", "a/w.npy"]
@@ -701,6 +704,13 @@ class Unseekable(io.RawIOBase):
 
     def readinto(self, b):
         return 0
+
+
+def test_a_file_object_open_in_text_mode_is_a_type_error(tmp_path):
+    vg.save({"w": np.ones(2)}, tmp_path / "run.npz")
+    with open(tmp_path / "run.npz", encoding="latin-1") as f:
+        with pytest.raises(TypeError, match="open in text mode; open the checkpoint with mode 'rb'"):
+            vg.load(f)
 
 
 def test_a_file_object_that_is_a_fifo_or_cannot_seek_is_refused(tmp_path):

@@ -164,6 +164,8 @@ def _open_regular(path):
 
 def _check_file_object(f, name):
     """The size of a binary file object load can read: a regular file or an in-memory buffer."""
+    if isinstance(f, io.TextIOBase):
+        raise TypeError(f"load: {name} is open in text mode; open the checkpoint with mode 'rb'")
     try:
         fd = f.fileno()
     except (AttributeError, OSError, ValueError):
@@ -173,7 +175,8 @@ def _check_file_object(f, name):
         if not stat.S_ISREG(mode):
             raise ValueError(f"load: {name} is {_kind(mode)}, not a regular file")
     if not (hasattr(f, "seekable") and f.seekable()):
-        raise ValueError(f"load: {name} is a file object that cannot seek; a checkpoint is a zip archive, read from its end")
+        raise ValueError(f"load: {name} is a file object that cannot seek; a checkpoint is a zip archive, "
+                         "read from its end")
     return f.seek(0, os.SEEK_END)
 
 
