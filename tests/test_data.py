@@ -499,3 +499,63 @@ def test_data_loader_length_is_its_number_of_batches(n, size, drop_last, length)
     x, y = numbered(n)
     loader = vg.DataLoader(x, y, size, drop_last=drop_last)
     assert len(loader) == length == len(list(loader))
+
+
+# ---- unseeded shuffles follow tapegrad's generator (issue 13 item 17) ----
+
+@pytest.fixture
+def fresh_generator():
+    """manual_seed sets process-wide state: start and end with numpy's global generator."""
+    vg.init._generator = None
+    yield
+    vg.init._generator = None
+
+
+def epochs(loader, count=3):
+    return [np.concatenate([yb for _, yb in loader]) for _ in range(count)]
+
+
+def test_an_unseeded_shuffling_data_loader_gives_every_instance_once_per_epoch(fresh_generator):
+    x, y = numbered(8, features=2)
+    for order in epochs(vg.DataLoader(x, y, batch_size=4, shuffle=True)):
+        assert sorted(order) == list(range(0, 80, 10))
+
+
+def test_manual_seed_makes_unseeded_shuffles_reproducible(fresh_generator):
+    x, y = numbered(40)
+    runs = []
+    for seed in (0, 0, 1):
+        vg.manual_seed(seed)
+        runs.append(epochs(vg.DataLoader(x, y, 6, shuffle=True))
+                    + [np.concatenate([yb for _, yb in vg.batches(x, y, 6, shuffle=True)])])
+    for a, b in zip(runs[0], runs[1]):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(runs[0], runs[2]))
+    assert not np.array_equal(runs[0][0], runs[0][1])  # a new order each epoch
+
+
+def test_an_unseeded_loader_draws_each_epoch_so_a_later_manual_seed_applies(fresh_generator):
+    x, y = numbered(30)
+    loader = vg.DataLoader(x, y, 7, shuffle=True)
+    vg.manual_seed(3)
+    first = epochs(loader)
+    vg.manual_seed(3)
+    np.testing.assert_array_equal(np.concatenate(epochs(loader)), np.concatenate(first))
+
+
+def test_an_unseeded_loader_follows_numpys_global_generator_until_manual_seed(fresh_generator):
+    x, y = numbered(30)
+    loader = vg.DataLoader(x, y, 7, shuffle=True)
+    np.random.seed(4)
+    first = epochs(loader)
+    np.random.seed(4)
+    np.testing.assert_array_equal(np.concatenate(epochs(loader)), np.concatenate(first))
+
+
+@pytest.mark.parametrize("seed", ["x", 1.5, object()], ids=["str", "float", "object"])
+def test_a_shuffle_seed_that_is_not_an_integer_or_generator_is_a_type_error(seed):
+    x, y = numbered(4)
+    with pytest.raises(TypeError, match="seed must be None, an integer or a numpy Generator"):
+        list(vg.batches(x, y, 2, shuffle=True, seed=seed))
+    with pytest.raises(TypeError, match="seed must be None"):
+        vg.DataLoader(x, y, 2, shuffle=True, seed=seed)

@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from . import init
+
 
 def load_synth(num_train=60_000, num_val=10_000, seed=None):
     """vugrad's synthetic task: 2 standard-normal features, class 1 outside an ellipse.
@@ -270,9 +272,17 @@ def _check_batching(arrays, batch_size):
 
 
 def _rng(seed):
-    if isinstance(seed, np.random.Generator):
+    """A generator for shuffling: seed's own, one seeded with it, or (seed=None) tapegrad's."""
+    if isinstance(seed, (np.random.Generator, np.random.RandomState)):
         return seed
-    return np.random if seed is None else np.random.default_rng(seed)
+    if seed is None:
+        # the one generator initialisers and dropout draw from: numpy's global one until
+        # vg.manual_seed, so both np.random.seed and vg.manual_seed make a run reproducible
+        return init.generator()
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"batches: seed must be None, an integer or a numpy Generator, got {seed!r} ({e})") from None
 
 
 def batches(x, y=None, batch_size=128, shuffle=False, drop_last=False, seed=None):
@@ -281,7 +291,8 @@ def batches(x, y=None, batch_size=128, shuffle=False, drop_last=False, seed=None
     Batches hold ``batch_size`` instances in order, the last one fewer unless ``drop_last`` drops it.
     With ``shuffle`` each call walks through a new random permutation, so one pass sees every
     instance once; the permutation comes from ``seed`` (an int or a numpy Generator) or, with
-    seed=None, from numpy's global generator (np.random.seed makes it reproducible).
+    seed=None, from the generator of ``vg.init`` at the time of the call: numpy's global one until
+    ``vg.manual_seed`` (so np.random.seed makes it reproducible), tapegrad's own after it.
     The batches are copies when shuffled and views otherwise.
     """
     arrays = _check_batching([x] if y is None else [x, y], batch_size)
@@ -301,14 +312,17 @@ class DataLoader:
     """Re-iterable mini-batches: each ``for xb, yb in loader`` is one epoch of ``batches(...)``.
 
     With ``shuffle`` and an integer ``seed``, the loader keeps one generator, so epochs differ from
-    each other and the whole sequence is reproducible. ``len(loader)`` is the number of batches.
+    each other and the whole sequence is reproducible. Without a seed each epoch draws its order
+    from ``vg.init``'s generator when it starts (see ``batches``), so ``vg.manual_seed(s)`` or
+    ``np.random.seed(s)`` before training makes the sequence reproducible. ``len(loader)`` is the
+    number of batches.
     """
 
     def __init__(self, x, y=None, batch_size=128, shuffle=False, drop_last=False, seed=None):
         arrays = _check_batching([x] if y is None else [x, y], batch_size)
         self.x, self.y = arrays[0], (arrays[1] if y is not None else None)
         self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
-        self.rng = _rng(seed)
+        self.rng = None if seed is None else _rng(seed)  # None: looked up at each epoch
 
     def __iter__(self):
         return batches(self.x, self.y, self.batch_size, self.shuffle, self.drop_last, self.rng)
