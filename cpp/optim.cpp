@@ -10,42 +10,44 @@ namespace tg {
 // Each update is one pass of Eigen expressions over the parameter and its state: no temporary
 // the size of the parameter (a 2.5M-element layer would otherwise allocate 20 MB per step). Large
 // parameters are updated in chunks on the engine's threads (parallel_for); every element's
-// arithmetic is the same whichever thread does it.
+// arithmetic is the same whichever thread does it. The operations are PyTorch's, in its order and
+// with its scalars computed in double and rounded once, so float32 states match torch.optim's bit
+// for bit (this file is compiled without FMA contraction, which would round differently).
 
-// d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first); p -= lr (nesterov ? d + momentum buf : buf)
+// d = g + wd p; buf = momentum buf + (1 - dampening) d (buf = d at first);
+// p += -lr (nesterov ? d + momentum buf : buf)
 void sgd_update(const Tensor& p, const Tensor& g, const Tensor& buf, bool first, const SgdConfig& c) {
     float_dispatch(p.dtype(), "sgd", [&](auto tag) {
         using T = decltype(tag);
-        const T lr = static_cast<T>(c.lr), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum);
+        const T neg_lr = static_cast<T>(-c.lr), wd = static_cast<T>(c.weight_decay), mom = static_cast<T>(c.momentum);
+        const T keep = static_cast<T>(1 - c.dampening);
         parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             auto pv = vec<T>(p, lo, hi);
             auto gv = cvec<T>(g, lo, hi);
             if (c.momentum == 0) {
-                if (c.weight_decay == 0) pv -= lr * gv;
-                else pv -= lr * (gv + wd * pv);
+                if (c.weight_decay == 0) pv += neg_lr * gv;
+                else pv += neg_lr * (gv + wd * pv);
                 return;
             }
             auto b = vec<T>(buf, lo, hi);
             if (first) b = gv + wd * pv;
-            else b = mom * b + static_cast<T>(1 - c.dampening) * (gv + wd * pv);
-            if (c.nesterov) pv -= lr * (gv + wd * pv + mom * b);
-            else pv -= lr * b;
+            else b = mom * b + keep * (gv + wd * pv);
+            if (c.nesterov) pv += neg_lr * ((gv + wd * pv) + mom * b);
+            else pv += neg_lr * b;
         });
     });
 }
 
-// g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
-// p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps), as PyTorch orders it
+// g' = g + wd p (Adam) or p *= 1 - lr wd (AdamW); m += (1 - b1) (g' - m); v = b2 v + ((1 - b2) g') g';
+// p += (-(lr / (1 - b1^t)) m) / (sqrt(v) / sqrt(1 - b2^t) + eps)
 void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor& v, int64_t step,
                  const AdamConfig& c) {
     float_dispatch(p.dtype(), "adam", [&](auto tag) {
         using T = decltype(tag);
-        // Scalars are computed in double and rounded once, as PyTorch does (1 - beta2 after rounding
-        // beta2 to float32 would be 0.00099998713, not 0.001).
-        const T b1 = static_cast<T>(c.beta1), b2 = static_cast<T>(c.beta2), wd = static_cast<T>(c.weight_decay);
+        const T b2 = static_cast<T>(c.beta2), wd = static_cast<T>(c.weight_decay);
         const T one_minus_b1 = static_cast<T>(1 - c.beta1), one_minus_b2 = static_cast<T>(1 - c.beta2);
         const double t = static_cast<double>(step);
-        const T step_size = static_cast<T>(c.lr / (1 - std::pow(c.beta1, t)));
+        const T neg_step_size = static_cast<T>(-(c.lr / (1 - std::pow(c.beta1, t))));
         const T root_correct2 = static_cast<T>(std::sqrt(1 - std::pow(c.beta2, t)));
         const T eps = static_cast<T>(c.eps), shrink = static_cast<T>(1 - c.lr * c.weight_decay);
         parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
@@ -55,35 +57,35 @@ void adam_update(const Tensor& p, const Tensor& g, const Tensor& m, const Tensor
             auto vv = vec<T>(v, lo, hi);
             if (c.decoupled || c.weight_decay == 0) {
                 if (c.decoupled) pv *= shrink;
-                mv = b1 * mv + one_minus_b1 * gv;
-                vv = b2 * vv + one_minus_b2 * gv.square();
+                mv = mv + one_minus_b1 * (gv - mv);
+                vv = vv * b2 + (one_minus_b2 * gv) * gv;
             } else {
-                mv = b1 * mv + one_minus_b1 * (gv + wd * pv);
-                vv = b2 * vv + one_minus_b2 * (gv + wd * pv).square();
+                mv = mv + one_minus_b1 * ((gv + wd * pv) - mv);
+                vv = vv * b2 + (one_minus_b2 * (gv + wd * pv)) * (gv + wd * pv);
             }
-            pv -= step_size * mv / (vv.sqrt() / root_correct2 + eps);
+            pv += (neg_step_size * mv) / (vv.sqrt() / root_correct2 + eps);
         });
     });
 }
 
-// g' = g + wd p; sq = alpha sq + (1 - alpha) g'^2; step = g' / (sqrt(sq) + eps);
-// with momentum: buf = momentum buf + step, p -= lr buf; else p -= lr step
+// g' = g + wd p; sq = alpha sq + ((1 - alpha) g') g'; step = g' / (sqrt(sq) + eps);
+// with momentum: buf = momentum buf + step, p += -lr buf; else p += -lr step
 void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Tensor& buf, const RmspropConfig& c) {
     float_dispatch(p.dtype(), "rmsprop", [&](auto tag) {
         using T = decltype(tag);
-        const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), lr = static_cast<T>(c.lr);
+        const T wd = static_cast<T>(c.weight_decay), eps = static_cast<T>(c.eps), neg_lr = static_cast<T>(-c.lr);
         const T alpha = static_cast<T>(c.alpha), one_minus_alpha = static_cast<T>(1 - c.alpha);
         parallel_for(p.numel(), kParallelGrain, [&](int64_t lo, int64_t hi) {
             auto pv = vec<T>(p, lo, hi);
             auto gv = cvec<T>(g, lo, hi);
             auto s = vec<T>(sq, lo, hi);
-            s = alpha * s + one_minus_alpha * (gv + wd * pv).square();
+            s = s * alpha + (one_minus_alpha * (gv + wd * pv)) * (gv + wd * pv);
             if (c.momentum != 0) {
                 auto b = vec<T>(buf, lo, hi);
-                b = static_cast<T>(c.momentum) * b + (gv + wd * pv) / (s.sqrt() + eps);
-                pv -= lr * b;
+                b = b * static_cast<T>(c.momentum) + (gv + wd * pv) / (s.sqrt() + eps);
+                pv += neg_lr * b;
             } else {
-                pv -= lr * (gv + wd * pv) / (s.sqrt() + eps);
+                pv += (neg_lr * (gv + wd * pv)) / (s.sqrt() + eps);
             }
         });
     });

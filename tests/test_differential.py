@@ -1192,7 +1192,6 @@ def tapegrad_grads(fn, *arrays):
     return np.array(out.value), [n.grad for n in nodes]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5: float32 reductions accumulate naively")
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
 def test_a_float32_sum_of_20_million_ones_is_what_torch_gives(reduce):
     ones = np.ones(20_000_000, np.float32)
@@ -1200,7 +1199,6 @@ def test_a_float32_sum_of_20_million_ones_is_what_torch_gives(reduce):
     assert got == getattr(torch, reduce)(torch.from_numpy(ones)).item()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 6: cross_entropy computes logsumexp(x) - x[t], which cancels")
 @pytest.mark.parametrize("logits, dtype", [([[1e30, 1e30, 0.0]], np.float64), ([[1e8, 1e8 - 1, 0.0]], np.float32),
                                            ([[1000.5, 1000.0, 999.0]], np.float32)], ids=["1e30", "1e8", "1e3"])
 def test_cross_entropy_of_large_logits_matches_torch(logits, dtype):
@@ -1211,7 +1209,6 @@ def test_cross_entropy_of_large_logits_matches_torch(logits, dtype):
     np.testing.assert_allclose(grad, want_grad, rtol=1e-5, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7: Normalize's backward overflows (s^2)")
 @pytest.mark.parametrize("logits, dtype", [([[45.0, 44.0, 42.0]], np.float32), ([[356.0, 355.0, 353.0]], np.float64)])
 def test_the_courses_softmax_normalize_of_exp_has_torchs_gradient(logits, dtype):
     x, w = np.array(logits, dtype), np.array([[1.0, -2.0, 0.5]], dtype)
@@ -1221,7 +1218,6 @@ def test_the_courses_softmax_normalize_of_exp_has_torchs_gradient(logits, dtype)
     np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 9: binary_cross_entropy: log(1 - p) and float32's vectorised log")
 @pytest.mark.parametrize("p, y, dtype", [(1e-40, 1.0, np.float32), (1e-20, 0.0, np.float64)],
                          ids=["float32-subnormal-p", "float64-small-p"])
 def test_binary_cross_entropy_of_extreme_probabilities_matches_torch(p, y, dtype):
@@ -1231,7 +1227,6 @@ def test_binary_cross_entropy_of_extreme_probabilities_matches_torch(p, y, dtype
     assert got == pytest.approx(want, rel=1e-5, abs=0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 11: uint64 indices wrap around")
 def test_uint64_indices_past_the_end_are_index_errors_naming_the_index():
     x = vg.TensorNode(np.ones((2, 3)))
     with pytest.raises(IndexError):
@@ -1240,7 +1235,6 @@ def test_uint64_indices_past_the_end_are_index_errors_naming_the_index():
         vg.cross_entropy(x, np.array([0, 2**64 - 1], np.uint64))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 12: backward() from a leaf overwrites its gradient")
 def test_backward_from_a_leaf_accumulates_as_in_torch():
     x = vg.TensorNode(np.array(2.0))
     (x * 3).backward()
@@ -1251,7 +1245,6 @@ def test_backward_from_a_leaf_accumulates_as_in_torch():
     assert x.grad == t.grad.item() == 4.0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 13: float32 Adam computes 1 - beta2 after rounding beta2")
 @pytest.mark.parametrize("optimizer", ["Adam", "RMSprop"])
 def test_float32_optimiser_state_after_one_step_is_torchs(optimizer):
     p = vg.TensorNode(np.array([1.0], np.float32))
@@ -1266,10 +1259,11 @@ def test_float32_optimiser_state_after_one_step_is_torchs(optimizer):
     ours = opt.state_dict()["state"]["0"][key]
     assert ours.dtype == np.float32
     assert ours[0] == topt.state[t][key].item()
-    assert p.value[0] == t.item()
+    # the step itself may round one float32 ulp apart: for RMSprop here torch's sqrt(s).add_(eps) gives
+    # 0.30000001 where sqrt(s) + eps rounded once is 0.29999998 (the exact value 0.2999999935)
+    np.testing.assert_allclose(p.value[0], t.item(), rtol=0, atol=2 * np.finfo(np.float32).eps)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 15: oversized Python ints give pybind11's error, not the op's")
 @pytest.mark.parametrize("call, op", [(lambda x: x * 10**400, "mul"), (lambda x: x.reshape(2**64, 1), "reshape")],
                          ids=["multiply", "reshape"])
 def test_oversized_python_ints_are_errors_naming_the_op(call, op):
@@ -1277,8 +1271,6 @@ def test_oversized_python_ints_are_errors_naming_the_op(call, op):
         call(vg.TensorNode(np.ones(2)))
 
 
-@pytest.mark.xfail(strict=True, reason="not in issue 13 (found here): float32 softplus below -87 gives 2.9e-39 "
-                                       "in SIMD packets of 8")
 def test_float32_softplus_of_very_negative_values_matches_torch_in_full_simd_packets():
     x = np.full(8, -100.0, np.float32)
     got = vg.softplus(vg.TensorNode(x)).value
@@ -1286,8 +1278,6 @@ def test_float32_softplus_of_very_negative_values_matches_torch_in_full_simd_pac
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.xfail(strict=True, reason="not in issue 13 (found here): max/min over an empty axis return an empty "
-                                       "result instead of raising when the output is empty")
 @pytest.mark.parametrize("shape, axis", [((0, 0), 1), ((0, 0, 1), 0), ((2, 0, 0), 1)])
 def test_max_over_an_empty_axis_raises_as_numpy_and_torch_do_whatever_the_output_size(shape, axis):
     with pytest.raises(IndexError):
@@ -1399,8 +1389,6 @@ def test_results_do_not_depend_on_where_the_inputs_live():
     assert not differ, f"{len(differ)} cases depend on their buffers' alignment: {differ[:5]}"
 
 
-@pytest.mark.xfail(strict=True, reason="not in issue 13 (found here): Normalize's float64 backward rounds "
-                                       "differently with the alignment of its input's buffer")
 def test_normalizes_gradient_does_not_depend_on_where_its_input_lives():
     rng = np.random.default_rng(0)
     x, w = rng.uniform(0.1, 3.0, (4, 5)), rng.standard_normal((4, 5))

@@ -236,7 +236,7 @@ def test_float32_optimiser_states_use_hyperparameters_rounded_once(make):
     state = opt.state[0]
     square = state["exp_avg_sq"] if "exp_avg_sq" in state else state["square_avg"]
     one_minus = np.float32(1 - (0.999 if "exp_avg_sq" in state else 0.99))
-    assert square[0] == np.float32(one_minus * np.float32(9.0))
+    assert square[0] == (one_minus * np.float32(3.0)) * np.float32(3.0)  # PyTorch's addcmul: (value * g) * g
 
 
 # ---- 16: anomaly mode in a checkout named tapegrad ----

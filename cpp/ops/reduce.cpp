@@ -77,7 +77,7 @@ std::vector<Shape> shape_reduce(const Call& c) { return {reduction(c).out}; }
 // Max and min have no identity element: reducing an empty axis to a non-empty output is an error.
 std::vector<Shape> shape_reduce_nonempty(const Call& c) {
     Reduction r = reduction(c);
-    if (r.count == 0 && numel_of(r.kept) > 0)
+    if (r.count == 0)  // as numpy: even when the output is empty, (0, 0) over axis 1
         throw std::invalid_argument(std::string(c.name()) + ": cannot reduce an empty axis of shape " +
                                     shape_str(c.in[0].shape()) + " (no identity element)");
     return {r.out};
@@ -219,7 +219,7 @@ std::vector<Shape> shape_row_reduce(const Call& c) {
 
 std::vector<Shape> shape_row_max(const Call& c) {
     require_matrix(c.name(), c.in[0]);
-    if (c.in[0].dim(1) == 0 && c.in[0].dim(0) > 0)
+    if (c.in[0].dim(1) == 0)
         throw std::invalid_argument(std::string(c.name()) + ": rows of shape " + shape_str(c.in[0].shape()) +
                                     " are empty and have no maximum");
     return {Shape{c.in[0].dim(0)}};
@@ -253,12 +253,20 @@ void fwd_row_max(Call& c) {
 // dL/dx[i, j] = g[i] where j is the row's first argmax, 0 elsewhere
 Grads bwd_row_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g); }
 
+// Row sums of an (n, m) matrix, each pairwise in double: the same bits wherever the buffer starts
+// (Eigen's vectorised sums start their packets where the alignment lets them).
+template <class T, class F> Vec<T> row_sums(int64_t n, int64_t m, F&& term) {
+    Vec<T> s(n);
+    for (int64_t i = 0; i < n; ++i) s[i] = static_cast<T>(pairwise_sum(m, [&](int64_t j) { return term(i, j); }));
+    return s;
+}
+
 void fwd_normalize(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto& x = c.in[0];
         auto xm = cmat<T>(x, x.dim(0), x.dim(1)).array();
-        Vec<T> s = xm.rowwise().sum();
+        const Vec<T> s = row_sums<T>(x.dim(0), x.dim(1), [&](int64_t i, int64_t j) { return xm(i, j); });
         mat<T>(c.out[0], x.dim(0), x.dim(1)).array() = xm.colwise() / s;
     });
 }
@@ -273,8 +281,8 @@ Grads bwd_normalize(const Call& c, const Grads& g, const Need&) {
         const int64_t n = x.dim(0), m = x.dim(1);
         auto xm = cmat<T>(x, n, m).array();
         auto gm = cmat<T>(g[0], n, m).array();
-        Vec<T> s = xm.rowwise().sum();
-        Vec<T> dot = (gm * (xm.colwise() / s)).rowwise().sum();
+        const Vec<T> s = row_sums<T>(n, m, [&](int64_t i, int64_t j) { return xm(i, j); });
+        const Vec<T> dot = row_sums<T>(n, m, [&](int64_t i, int64_t j) { return gm(i, j) * (xm(i, j) / s[i]); });
         mat<T>(r, n, m).array() = (gm.colwise() - dot).colwise() / s;
     });
     return {r};
