@@ -1133,6 +1133,62 @@ NN = [
 SPECS += NN
 
 
+def draw_matrix(domain="real"):
+    def draw(rng, dtype):
+        rate = special_rate(rng)
+        shape = (int(rng.choice([0, 1, 2, 4])), int(rng.integers(1, 6)))
+        return Case([draw_values(rng, shape, dtype, domain, rate)], [LEAF], special=rate > 0)
+    return draw
+
+
+def draw_batch_mm(rng, dtype):
+    n, i, o = int(rng.choice([0, 1, 3])), int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    return Case([draw_values(rng, (o, i), dtype), draw_values(rng, (n, i), dtype)], [LEAF, LEAF])
+
+
+def draw_expand(rng, dtype):
+    shape = list(draw_shape(rng, min_ndim=1))
+    dim = int(rng.integers(0, len(shape)))
+    shape[dim] = 1
+    case = Case([draw_values(rng, tuple(shape), dtype, "real", special_rate(rng))], [LEAF])
+    case.params = {"dim": dim, "repeats": int(rng.integers(0, 4))}
+    return case
+
+
+def expand_torch(t, d, dim, repeats):
+    shape = list(t[0].shape)
+    shape[dim] = repeats
+    return cast(t[0], d).expand(*shape)
+
+
+def row_ties_or_nan(case):
+    """RowMax's rows whose maximum is not unique or that hold a nan (see ties_or_nan)."""
+    x = np.asarray(case.arrays[0], dtype=np.float64)
+    if x.size == 0:
+        return [None]
+    with np.errstate(all="ignore"):
+        count = np.sum(x == np.max(x, axis=1, keepdims=True), axis=1, keepdims=True)
+        nan = np.any(np.isnan(x), axis=1, keepdims=True)
+    return [np.broadcast_to((count > 1) | nan, x.shape)]
+
+
+# vugrad's ops, which have no numpy-named function: their torch counterparts
+VUGRAD = [
+    unary("log1p", vg.log1p, torch.log1p, domain="positive"),
+    Spec("RowSum", draw_matrix(), lambda n: vg.RowSum.do_forward(n[0]), lambda t, d: cast(t[0], d).sum(1),
+         GRAD_SUM, GRAD_EXACT, linear=True),
+    Spec("RowMax", draw_matrix("distinct"), lambda n: vg.RowMax.do_forward(n[0]), lambda t, d: cast(t[0], d).amax(1),
+         EXACT, GRAD_EXACT, grad_skip=lambda case: row_ties_or_nan(case)),
+    Spec("BatchMM", draw_batch_mm, lambda n: vg.BatchMM.do_forward(n[0], n[1]),
+         lambda t, d: cast(t[1], d) @ cast(t[0], d).T, Tol(ulps=4, slack=8, signed_zero=False),
+         Tol(ulps=4, slack=8, signed_zero=False), linear=True),
+    Spec("Expand", draw_expand, lambda n, dim, repeats: vg.Expand.do_forward(n[0], dim=dim, repeats=repeats),
+         expand_torch, EXACT, GRAD_SUM, linear=True),
+    Spec("Id", draw_matrix(), lambda n: vg.Id.do_forward(n[0]), lambda t, d: cast(t[0], d).clone(), EXACT, GRAD_EXACT),
+]
+SPECS += VUGRAD
+
+
 # ---- the tests ----
 
 def case_seed(name, dtype, i):
@@ -1345,7 +1401,7 @@ def tapegrad_result(spec, case, seed, place=np.copy):
 # Normalize's float64 backward rounds differently with the alignment of its buffers (a defect, see
 # test_normalizes_gradient_does_not_depend_on_where_its_input_lives): compared within 16 eps of each
 # tensor's largest element there (its gradient W / s - sum(W x) / s^2 cancels).
-ALIGNMENT_DEPENDENT = {"Normalize"}
+ALIGNMENT_DEPENDENT = set()
 
 
 def same_result(a, b, exact=True):
@@ -1436,3 +1492,17 @@ def test_independent_graphs_in_threads_give_what_one_thread_gives_bitwise():
 def test_the_big_thread_cases_match_torch():
     for spec, case, seed in big_cases():
         check_case(spec, case, np.dtype(case.arrays[0].dtype), seed)
+
+
+# The engine ops each spec reaches, where its name is not the op's; convolution and pooling are
+# compared with torch in test_conv.py.
+REACHES = {"flatten": {"reshape"}, "stack": {"concatenate", "unsqueeze"}, "nll_loss": {"select"},
+           "getitem": {"getitem", "gather"}, "Normalize": {"normalize"}, "RowSum": {"row_sum"},
+           "RowMax": {"row_max"}, "BatchMM": {"batch_mm"}, "Expand": {"expand"}, "Id": {"id"}}
+ELSEWHERE = {"conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "pad"}
+
+
+def test_the_differential_suite_compares_every_op_of_the_engine():
+    compared = set().union(*(REACHES.get(spec.name, {spec.name}) for spec in SPECS))
+    engine = {row["name"] for row in vg._core.op_table()}
+    assert engine - ELSEWHERE <= compared, f"ops no spec compares with torch: {sorted(engine - ELSEWHERE - compared)}"
