@@ -45,6 +45,18 @@ def engine_grads(fn, arrays, dtype=np.float64):
     return [n.grad.copy() for n in nodes], loss.item()
 
 
+def print_summary(request, line):
+    """Prints a module's summary line (counts of cases) at its end, also under plain ``pytest -q``."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line("")
+        reporter.write_line(line)
+
+
 # ---- Python ops used by several test files ----
 
 class Cube(vg.Op):

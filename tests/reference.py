@@ -160,12 +160,18 @@ BINARY = [
 ]
 
 
-def sum_to_shape(g, shape):
-    """Reduce an upstream gradient over the axes along which an input of `shape` was broadcast."""
+def reduce_to_shape(g, shape, reduce=np.sum):
+    """Reduce g (of a broadcast shape) over the axes along which an input of `shape` was broadcast,
+    with `reduce` (np.sum for gradients, np.any for masks): the inverse of broadcasting."""
     g = np.asarray(g)
     while g.ndim > len(shape):
-        g = g.sum(axis=0)
+        g = reduce(g, axis=0)
     for axis, size in enumerate(shape):
         if size == 1 and g.shape[axis] != 1:
-            g = g.sum(axis=axis, keepdims=True)
+            g = reduce(g, axis=axis, keepdims=True)
     return g.reshape(shape)
+
+
+def sum_to_shape(g, shape):
+    """Reduce an upstream gradient over the axes along which an input of `shape` was broadcast."""
+    return reduce_to_shape(g, shape)

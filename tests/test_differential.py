@@ -76,6 +76,8 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import tapegrad as vg  # noqa: E402
+from helpers import print_summary  # noqa: E402
+from reference import reduce_to_shape  # noqa: E402
 
 CASES = int(os.environ.get("TAPEGRAD_DIFF_CASES", "40"))
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
@@ -100,14 +102,7 @@ def report_counts(request):
             f"{THREADS} threads at once, {COUNTS['placements']} runs at other buffer alignments; "
             f"known defects seen: {known}; closest to the tolerance: "
             + ", ".join(f"{' '.join(k)} at {v:.2f} of it" for k, v in MARGINS.most_common(4)))
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
+    print_summary(request, line)
 
 
 # ---- drawing inputs ----
@@ -491,13 +486,7 @@ def draw_leaky(rng, dtype):
 
 def any_to(mask, shape):
     """mask (of a broadcast shape) reduced with `any` to `shape`, the inverse of broadcasting."""
-    mask = np.asarray(mask)
-    while mask.ndim > len(shape):
-        mask = mask.any(axis=0)
-    for axis, size in enumerate(shape):
-        if size == 1 and mask.shape[axis] != 1:
-            mask = mask.any(axis=axis, keepdims=True)
-    return mask.reshape(shape)
+    return reduce_to_shape(mask, shape, np.any)
 
 
 def leaf_masks(case, full):

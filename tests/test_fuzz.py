@@ -50,6 +50,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as vg
+from helpers import print_summary
 import reference
 from reference import log_softmax as np_log_softmax
 from reference import rel, rel_plus_one
@@ -88,14 +89,7 @@ def report_counts(request):
             f"{COUNTS['raised']} raised where it rejects, {COUNTS['unspecified']} outside the documented domain), "
             f"{COUNTS['backward']} backward checks ({COUNTS['fd_compared']} gradient elements against finite "
             f"differences, {COUNTS['fd_kinks']} skipped at kinks), {COUNTS['risky']} risky graphs in a child process")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line("")
-        reporter.write_line(line)
+    print_summary(request, line)
 
 
 # ---- dtypes ----
