@@ -1,0 +1,716 @@
+// Convolution and pooling on NCHW images: conv2d (im2col + GEMM, or a direct kernel when the
+// window holds few values), max and average pooling, adaptive average pooling, constant padding.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "gemm.h"
+#include "ops/common.h"
+#include "ops/kernels.h"
+#include "parallel.h"
+
+namespace tg {
+
+namespace {
+
+using Pair = std::array<int64_t, 2>;
+
+// Strides, paddings, dilations and kernel sizes above this are refused, so that no size below
+// overflows int64 (tensor dimensions are far smaller: they are bounded by memory).
+constexpr int64_t kMaxWindowValue = int64_t{1} << 31;
+
+std::string pair_str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+std::string hw_str(int64_t h, int64_t w) { return pair_str({h, w}); }
+
+[[noreturn]] void fail(const Call& c, const std::string& what) {
+    throw std::invalid_argument(std::string(c.name()) + ": " + what);
+}
+
+// An attribute holding (height, width); the Python functions turn a single int into a pair.
+Pair pair_attr(const Call& c, const char* attr) {
+    const auto& v = c.integers(attr);
+    if (v.size() != 2) fail(c, std::string(attr) + " must be a pair (height, width), got " + std::to_string(v.size()) + " values");
+    for (int64_t x : v)
+        if (x > kMaxWindowValue || x < -kMaxWindowValue) fail(c, std::string(attr) + " " + std::to_string(x) + " is too large");
+    return {v[0], v[1]};
+}
+
+void require_4d(const Call& c, const Tensor& x, const char* what, const char* layout) {
+    if (x.ndim() != 4)
+        fail(c, std::string("expected a 4-d ") + what + " " + layout + ", got shape " + shape_str(x.shape()));
+}
+
+// A sliding window over the two last axes: size, stride, zero padding on both sides, dilation.
+struct Window {
+    Pair k, s, p, d;
+    int64_t extent(int i) const { return d[i] * (k[i] - 1) + 1; }  // the span of the dilated kernel
+};
+
+Window window_attrs(const Call& c, const char* kernel_attr, bool with_dilation) {
+    Window w{pair_attr(c, kernel_attr), pair_attr(c, "stride"), pair_attr(c, "padding"),
+             with_dilation ? pair_attr(c, "dilation") : Pair{1, 1}};
+    if (w.s[0] < 1 || w.s[1] < 1) fail(c, "stride must be positive, got " + pair_str(w.s));
+    if (w.p[0] < 0 || w.p[1] < 0) fail(c, "padding must be non-negative, got " + pair_str(w.p));
+    if (w.d[0] < 1 || w.d[1] < 1) fail(c, "dilation must be positive, got " + pair_str(w.d));
+    if (w.k[0] < 1 || w.k[1] < 1) fail(c, std::string(kernel_attr) + " must be positive, got " + pair_str(w.k));
+    return w;
+}
+
+// floor((size + 2 pad - extent) / stride) + 1, or with ceil_mode rounded up, as PyTorch (a window
+// may then hang over the end, but must start inside the input or its left padding).
+int64_t out_size(int64_t size, int64_t k_extent, int64_t s, int64_t p, bool ceil_mode) {
+    const int64_t span = size + 2 * p - k_extent;
+    if (span < 0) return 0;
+    int64_t n = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+    if (ceil_mode && (n - 1) * s >= size + p) --n;
+    return n;
+}
+
+// The output plane of a window over input x (N, C, H, W); ValueError when the dilated kernel is
+// larger than the padded input.
+Pair window_out(const Call& c, const Tensor& x, const Window& w, bool ceil_mode) {
+    const int64_t h = x.dim(2), wd = x.dim(3);
+    const int64_t ph = h + 2 * w.p[0], pw = wd + 2 * w.p[1];
+    if (w.extent(0) > ph || w.extent(1) > pw) {
+        const bool dilated = w.d[0] != 1 || w.d[1] != 1;
+        fail(c, "kernel of size " + pair_str(w.k) +
+                    (dilated ? " (dilated to " + hw_str(w.extent(0), w.extent(1)) + ")" : std::string()) +
+                    " is larger than the padded input of size " + hw_str(ph, pw) + " (input of shape " +
+                    shape_str(x.shape()) + ", padding " + pair_str(w.p) + ")");
+    }
+    return {out_size(h, w.extent(0), w.s[0], w.p[0], ceil_mode), out_size(wd, w.extent(1), w.s[1], w.p[1], ceil_mode)};
+}
+
+// Runs body(first, last) over images [first, last) of a batch, on the engine's threads when the
+// batch holds enough work (each chunk is one image: `per_image` elements of work).
+void for_images(int64_t n, int64_t per_image, const std::function<void(int64_t, int64_t)>& body) {
+    const int64_t unit = std::max<int64_t>(per_image, 1);
+    if (n <= 1 || n * unit < kParallelMin || pool_threads() == 1) {
+        body(0, n);
+        return;
+    }
+    parallel_for(n * unit, unit, [&](int64_t lo, int64_t hi) { body(lo / unit, (hi + unit - 1) / unit); });
+}
+
+// ceil(a / b) for b > 0 and any sign of a.
+int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
+
+// ---- conv2d geometry ----
+
+struct Conv {
+    int64_t n, c, h, w;       // input
+    int64_t o, groups, cg, og;  // output channels; channels per group in and out
+    Window win;
+    int64_t oh, ow;
+    int64_t k() const { return cg * win.k[0] * win.k[1]; }  // values per window and group: the GEMM's depth
+    int64_t p() const { return oh * ow; }                  // output pixels per image
+    int64_t hw() const { return h * w; }
+    // A 1x1 window at stride 1 without padding reads the image itself: no im2col needed.
+    bool pointwise() const {
+        return win.k[0] == 1 && win.k[1] == 1 && win.s[0] == 1 && win.s[1] == 1 && win.p[0] == 0 && win.p[1] == 0;
+    }
+};
+
+Conv conv_geometry(const Call& c) {
+    if (c.in.size() != 2 && c.in.size() != 3)
+        fail(c, "expected inputs input, weight and optionally bias, got " + std::to_string(c.in.size()) + " inputs");
+    const Tensor &x = c.in[0], &wt = c.in[1];
+    require_4d(c, x, "input", "(N, C, H, W)");
+    require_4d(c, wt, "weight", "(out_channels, in_channels / groups, kH, kW)");
+    const int64_t groups = c.integer("groups");
+    if (groups < 1) fail(c, "groups must be positive, got " + std::to_string(groups));
+    Conv s;
+    s.n = x.dim(0), s.c = x.dim(1), s.h = x.dim(2), s.w = x.dim(3);
+    s.o = wt.dim(0), s.groups = groups;
+    if (s.c % groups != 0)
+        fail(c, "input of shape " + shape_str(x.shape()) + " has " + std::to_string(s.c) +
+                    " channels, which groups=" + std::to_string(groups) + " does not divide");
+    if (s.o % groups != 0)
+        fail(c, "weight of shape " + shape_str(wt.shape()) + " has " + std::to_string(s.o) +
+                    " output channels, which groups=" + std::to_string(groups) + " does not divide");
+    if (wt.dim(1) * groups != s.c)
+        fail(c, "input of shape " + shape_str(x.shape()) + " has " + std::to_string(s.c) + " channels, but weight of shape " +
+                    shape_str(wt.shape()) + " with groups=" + std::to_string(groups) + " expects " +
+                    std::to_string(wt.dim(1) * groups));
+    if (c.in.size() == 3 && c.in[2].shape() != Shape{s.o})
+        fail(c, "bias must have shape (" + std::to_string(s.o) + ",) for weight of shape " + shape_str(wt.shape()) +
+                    ", got " + shape_str(c.in[2].shape()));
+    s.cg = s.c / groups, s.og = s.o / groups;
+    // The kernel size comes from the weight; the row declares no attribute for it.
+    s.win = Window{{wt.dim(2), wt.dim(3)}, pair_attr(c, "stride"), pair_attr(c, "padding"), pair_attr(c, "dilation")};
+    if (s.win.s[0] < 1 || s.win.s[1] < 1) fail(c, "stride must be positive, got " + pair_str(s.win.s));
+    if (s.win.p[0] < 0 || s.win.p[1] < 0) fail(c, "padding must be non-negative, got " + pair_str(s.win.p));
+    if (s.win.d[0] < 1 || s.win.d[1] < 1) fail(c, "dilation must be positive, got " + pair_str(s.win.d));
+    if (s.win.k[0] < 1 || s.win.k[1] < 1) fail(c, "weight of shape " + shape_str(wt.shape()) + " has an empty kernel");
+    const Pair out = window_out(c, x, s.win, false);
+    s.oh = out[0], s.ow = out[1];
+    return s;
+}
+
+// ---- im2col and col2im ----
+
+// The valid output columns [lo, hi) of a kernel column whose input column is ox * stride + offset.
+inline void valid_range(int64_t offset, int64_t stride, int64_t size, int64_t count, int64_t& lo, int64_t& hi) {
+    lo = std::clamp<int64_t>(ceil_div(-offset, stride), 0, count);
+    hi = std::clamp<int64_t>(ceil_div(size - offset, stride), lo, count);
+}
+
+// col (k rows of p = oh * ow values, row stride ld) = the windows of the cg input planes at x:
+// row (ci, i, j), column (oy, ox) holds x[ci, oy sh + i dh - ph, ox sw + j dw - pw], 0 in the padding.
+template <class T> void im2col(const Conv& s, const T* x, T* col, int64_t ld) {
+    const Window& w = s.win;
+    for (int64_t ci = 0; ci < s.cg; ++ci)
+        for (int64_t i = 0; i < w.k[0]; ++i)
+            for (int64_t j = 0; j < w.k[1]; ++j) {
+                T* row = col + ((ci * w.k[0] + i) * w.k[1] + j) * ld;
+                const int64_t xoff = j * w.d[1] - w.p[1];
+                int64_t lo, hi;
+                valid_range(xoff, w.s[1], s.w, s.ow, lo, hi);
+                for (int64_t oy = 0; oy < s.oh; ++oy) {
+                    T* r = row + oy * s.ow;
+                    const int64_t iy = oy * w.s[0] + i * w.d[0] - w.p[0];
+                    if (iy < 0 || iy >= s.h) {
+                        std::fill(r, r + s.ow, T(0));
+                        continue;
+                    }
+                    const T* xr = x + (ci * s.h + iy) * s.w + xoff;
+                    std::fill(r, r + lo, T(0));
+                    if (w.s[1] == 1) std::memcpy(r + lo, xr + lo, sizeof(T) * static_cast<size_t>(hi - lo));
+                    else
+                        for (int64_t ox = lo; ox < hi; ++ox) r[ox] = xr[ox * w.s[1]];
+                    std::fill(r + hi, r + s.ow, T(0));
+                }
+            }
+}
+
+// The adjoint of im2col: dx (cg planes, zeroed by the caller) += each column value at its pixel.
+template <class T> void col2im(const Conv& s, const T* col, int64_t ld, T* dx) {
+    const Window& w = s.win;
+    for (int64_t ci = 0; ci < s.cg; ++ci)
+        for (int64_t i = 0; i < w.k[0]; ++i)
+            for (int64_t j = 0; j < w.k[1]; ++j) {
+                const T* row = col + ((ci * w.k[0] + i) * w.k[1] + j) * ld;
+                const int64_t xoff = j * w.d[1] - w.p[1];
+                int64_t lo, hi;
+                valid_range(xoff, w.s[1], s.w, s.ow, lo, hi);
+                for (int64_t oy = 0; oy < s.oh; ++oy) {
+                    const int64_t iy = oy * w.s[0] + i * w.d[0] - w.p[0];
+                    if (iy < 0 || iy >= s.h) continue;
+                    const T* r = row + oy * s.ow;
+                    T* xr = dx + (ci * s.h + iy) * s.w + xoff;
+                    if (w.s[1] == 1)
+                        for (int64_t ox = lo; ox < hi; ++ox) xr[ox] += r[ox];
+                    else
+                        for (int64_t ox = lo; ox < hi; ++ox) xr[ox * w.s[1]] += r[ox];
+                }
+            }
+}
+
+// ---- blocks of images ----
+
+// Images per GEMM: one at a time on one thread (each image's output is then the GEMM's result in
+// place); on several threads a block wide enough for the BLAS to split well, whose column buffer
+// (k x images * p values) stays within a few MB.
+int64_t block_images(const Conv& s, size_t elem) {
+    if (pool_threads() == 1 || s.pointwise()) return 1;
+    const int64_t p = std::max<int64_t>(s.p(), 1);
+    const int64_t by_width = ceil_div(2048, p);
+    const int64_t by_memory = std::max<int64_t>(1, (int64_t{4} << 20) / static_cast<int64_t>(elem) / std::max<int64_t>(s.k() * p, 1));
+    return std::clamp<int64_t>(std::min(by_width, by_memory), 1, std::max<int64_t>(s.n, 1));
+}
+
+// y[n, o, :] for the og output channels of group g of image n (og rows of p values).
+template <class T> T* out_rows(const Conv& s, T* y, int64_t n, int64_t g) { return y + (n * s.o + g * s.og) * s.p(); }
+
+}  // namespace
+
+// ---- conv2d ----
+
+std::vector<Shape> shape_conv2d(const Call& c) {
+    const Conv s = conv_geometry(c);
+    return {Shape{s.n, s.o, s.oh, s.ow}};
+}
+
+// y[n, o] = b[o] + sum over (ci, i, j) of W[o, ci, i, j] x[n, g(o) cg + ci, oy sh + i dh - ph, ox sw + j dw - pw]:
+// per image block and group, Y_g (og x p) = W_g (og x k) col (k x p), col = im2col(x).
+void fwd_conv2d(Call& c) {
+    const Conv s = conv_geometry(c);
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        const T* wt = c.in[1].data<T>();
+        const T* bias = c.in.size() == 3 ? c.in[2].data<T>() : nullptr;
+        T* y = c.out[0].data<T>();
+        const int64_t k = s.k(), p = s.p(), bs = block_images(s, sizeof(T));
+        std::vector<T> col(s.pointwise() ? 0 : static_cast<size_t>(k * bs * p));
+        std::vector<T> tmp(bs > 1 ? static_cast<size_t>(s.og * bs * p) : 0);
+        for (int64_t n0 = 0; n0 < s.n; n0 += bs) {
+            const int64_t nb = std::min(bs, s.n - n0), ld = nb * p;
+            for (int64_t g = 0; g < s.groups; ++g) {
+                const T* wg = wt + g * s.og * k;
+                const T* cols = col.data();
+                if (s.pointwise()) cols = x + (n0 * s.c + g * s.cg) * s.hw();
+                else
+                    for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
+                        for (int64_t b = lo; b < hi; ++b) im2col(s, x + ((n0 + b) * s.c + g * s.cg) * s.hw(), col.data() + b * p, ld);
+                    });
+                if (nb == 1) {
+                    T* yr = out_rows(s, y, n0, g);
+                    for (int64_t o = 0; o < s.og; ++o) std::fill(yr + o * p, yr + (o + 1) * p, bias ? bias[g * s.og + o] : T(0));
+                    gemm<T>(false, false, s.og, p, k, T(1), wg, k, cols, ld, T(1), yr, p);
+                    continue;
+                }
+                gemm<T>(false, false, s.og, ld, k, T(1), wg, k, cols, ld, T(0), tmp.data(), ld);
+                for (int64_t b = 0; b < nb; ++b) {
+                    T* yr = out_rows(s, y, n0 + b, g);
+                    for (int64_t o = 0; o < s.og; ++o) {
+                        const T* t = tmp.data() + o * ld + b * p;
+                        const T add = bias ? bias[g * s.og + o] : T(0);
+                        for (int64_t q = 0; q < p; ++q) yr[o * p + q] = t[q] + add;
+                    }
+                }
+            }
+        }
+    });
+}
+
+// With G the output gradient per image block and group (og x p): dL/dW_g = sum over blocks of
+// G col^T, dL/dcol = W_g^T G scattered back to the pixels (col2im), dL/db[o] = sum of G[:, o].
+Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
+    const Conv s = conv_geometry(c);
+    Grads r(c.in.size());
+    const bool want_x = need[0], want_w = need[1];
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        const T* wt = c.in[1].data<T>();
+        const T* gy = grads[0].data<T>();
+        const int64_t k = s.k(), p = s.p(), bs = block_images(s, sizeof(T));
+        if (want_x) r[0] = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+        if (want_w) r[1] = Tensor::zeros(c.in[1].shape(), c.in[1].dtype());
+        T* dx = want_x ? r[0].data<T>() : nullptr;
+        T* dw = want_w ? r[1].data<T>() : nullptr;
+        if (want_x || want_w) {
+            std::vector<T> col(s.pointwise() ? 0 : static_cast<size_t>(k * bs * p));
+            std::vector<T> gblock(bs > 1 ? static_cast<size_t>(s.og * bs * p) : 0);
+            for (int64_t n0 = 0; n0 < s.n; n0 += bs) {
+                const int64_t nb = std::min(bs, s.n - n0), ld = nb * p;
+                for (int64_t g = 0; g < s.groups; ++g) {
+                    // G for this block and group as og rows of nb * p values
+                    const T* gr = out_rows(s, gy, n0, g);
+                    if (nb > 1) {
+                        for (int64_t b = 0; b < nb; ++b)
+                            for (int64_t o = 0; o < s.og; ++o)
+                                std::memcpy(gblock.data() + o * ld + b * p, out_rows(s, gy, n0 + b, g) + o * p, sizeof(T) * static_cast<size_t>(p));
+                        gr = gblock.data();
+                    }
+                    const int64_t first = (n0 * s.c + g * s.cg) * s.hw();
+                    if (want_w) {
+                        const T* cols = col.data();
+                        if (s.pointwise()) cols = x + first;
+                        else
+                            for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
+                                for (int64_t b = lo; b < hi; ++b)
+                                    im2col(s, x + first + b * s.c * s.hw(), col.data() + b * p, ld);
+                            });
+                        gemm<T>(false, true, s.og, k, ld, T(1), gr, ld, cols, ld, T(1), dw + g * s.og * k, k);
+                    }
+                    if (want_x) {
+                        if (s.pointwise()) {
+                            gemm<T>(true, false, k, ld, s.og, T(1), wt + g * s.og * k, k, gr, ld, T(0), dx + first, ld);
+                            continue;
+                        }
+                        gemm<T>(true, false, k, ld, s.og, T(1), wt + g * s.og * k, k, gr, ld, T(0), col.data(), ld);
+                        for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
+                            for (int64_t b = lo; b < hi; ++b) col2im(s, col.data() + b * p, ld, dx + first + b * s.c * s.hw());
+                        });
+                    }
+                }
+            }
+        }
+        if (c.in.size() == 3 && need[2]) r[2] = sum_to(grads[0], Shape{1, s.o, 1, 1}).view(Shape{s.o});
+    });
+    return r;
+}
+
+// ---- pooling ----
+
+namespace {
+
+struct Pool {
+    int64_t n, c, h, w, oh, ow;
+    Window win;
+    int64_t planes() const { return n * c; }
+};
+
+Pool pool_geometry(const Call& c, bool with_dilation) {
+    const Tensor& x = c.in[0];
+    require_4d(c, x, "input", "(N, C, H, W)");
+    Pool s;
+    s.win = window_attrs(c, "kernel_size", with_dilation);
+    const bool ceil_mode = c.flag("ceil_mode");
+    // PyTorch's rule: the padding cannot exceed half the (dilated) kernel, so that every window
+    // holds at least one input value
+    for (int i = 0; i < 2; ++i)
+        if (s.win.p[i] > s.win.extent(i) / 2)
+            fail(c, "padding " + pair_str(s.win.p) + " is more than half the " + (with_dilation ? "dilated " : "") +
+                        "kernel " + pair_str({s.win.extent(0), s.win.extent(1)}));
+    s.n = x.dim(0), s.c = x.dim(1), s.h = x.dim(2), s.w = x.dim(3);
+    const Pair out = window_out(c, x, s.win, ceil_mode);
+    s.oh = out[0], s.ow = out[1];
+    return s;
+}
+
+// Calls f(iy, ix) for the pixels of the window of output (oy, ox) that lie in the input.
+template <class F> inline void for_window(const Pool& s, int64_t oy, int64_t ox, F&& f) {
+    const Window& w = s.win;
+    const int64_t y0 = oy * w.s[0] - w.p[0], x0 = ox * w.s[1] - w.p[1];
+    for (int64_t i = 0; i < w.k[0]; ++i) {
+        const int64_t iy = y0 + i * w.d[0];
+        if (iy < 0 || iy >= s.h) continue;
+        for (int64_t j = 0; j < w.k[1]; ++j) {
+            const int64_t ix = x0 + j * w.d[1];
+            if (ix >= 0 && ix < s.w) f(iy * s.w + ix);
+        }
+    }
+}
+
+// The plane offset of the first maximum of the window (nan wins, as PyTorch), -1 for a window
+// without input pixels.
+template <class T> inline int64_t window_argmax(const Pool& s, const T* plane, int64_t oy, int64_t ox) {
+    int64_t best = -1;
+    T v = T(0);
+    for_window(s, oy, ox, [&](int64_t at) {
+        const T u = plane[at];
+        if (best < 0 || u > v || (std::isnan(u) && !std::isnan(v))) {
+            best = at;
+            v = u;
+        }
+    });
+    return best;
+}
+
+// True when the windows are 2x2 at stride 2 without padding: each input pixel in at most one window.
+bool is_2x2(const Pool& s) {
+    const Window& w = s.win;
+    return w.k[0] == 2 && w.k[1] == 2 && w.s[0] == 2 && w.s[1] == 2 && w.p[0] == 0 && w.p[1] == 0 && w.d[0] == 1 &&
+           w.d[1] == 1;
+}
+
+// Runs body(plane) for every (image, channel) plane, on the engine's threads for large inputs.
+void for_planes(const Pool& s, const std::function<void(int64_t)>& body) {
+    const int64_t per = std::max<int64_t>(s.h * s.w, 1);
+    parallel_for(s.planes() * per, std::max<int64_t>(per, kParallelGrain / per * per), [&](int64_t lo, int64_t hi) {
+        for (int64_t q = lo / per; q < hi / per; ++q) body(q);
+    });
+}
+
+}  // namespace
+
+std::vector<Shape> shape_max_pool2d(const Call& c) {
+    const Pool s = pool_geometry(c, true);
+    return {Shape{s.n, s.c, s.oh, s.ow}};
+}
+
+// y[n, c, oy, ox] = max over the window's pixels inside the input (padding never wins)
+void fwd_max_pool2d(Call& c) {
+    const Pool s = pool_geometry(c, true);
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        T* y = c.out[0].data<T>();
+        const bool fast = is_2x2(s);
+        for_planes(s, [&](int64_t q) {
+            const T* plane = x + q * s.h * s.w;
+            T* out = y + q * s.oh * s.ow;
+            if (fast) {
+                for (int64_t oy = 0; oy < s.oh; ++oy) {
+                    const T* r0 = plane + 2 * oy * s.w;
+                    const T* r1 = r0 + s.w;
+                    for (int64_t ox = 0; ox < s.ow; ++ox) {
+                        const T a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1];
+                        T m = a;
+                        if (b > m || (std::isnan(b) && !std::isnan(m))) m = b;
+                        if (cc > m || (std::isnan(cc) && !std::isnan(m))) m = cc;
+                        if (d > m || (std::isnan(d) && !std::isnan(m))) m = d;
+                        out[oy * s.ow + ox] = m;
+                    }
+                }
+                return;
+            }
+            for (int64_t oy = 0; oy < s.oh; ++oy)
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t at = window_argmax(s, plane, oy, ox);
+                    out[oy * s.ow + ox] = at < 0 ? -std::numeric_limits<T>::infinity() : plane[at];
+                }
+        });
+    });
+}
+// dL/dx = g at each window's first maximum (found again from x), summed where windows overlap
+Grads bwd_max_pool2d(const Call& c, const Grads& grads, const Need&) {
+    const Pool s = pool_geometry(c, true);
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        const T* g = grads[0].data<T>();
+        T* dx = r.data<T>();
+        for_planes(s, [&](int64_t q) {
+            const T* plane = x + q * s.h * s.w;
+            const T* gq = g + q * s.oh * s.ow;
+            T* dq = dx + q * s.h * s.w;
+            for (int64_t oy = 0; oy < s.oh; ++oy)
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t at = window_argmax(s, plane, oy, ox);
+                    if (at >= 0) dq[at] += gq[oy * s.ow + ox];
+                }
+        });
+    });
+    return {r};
+}
+
+namespace {
+
+// The divisor of average pooling's window (oy, ox), as PyTorch: the window clipped to the padded
+// input (count_include_pad) or to the input, unless divisor_override is set; 0 for an empty window.
+int64_t avg_divisor(const Call& c, const Pool& s, int64_t oy, int64_t ox) {
+    const Window& w = s.win;
+    const int64_t y0 = oy * w.s[0] - w.p[0], x0 = ox * w.s[1] - w.p[1];
+    const int64_t y1 = std::min(y0 + w.k[0], s.h + w.p[0]), x1 = std::min(x0 + w.k[1], s.w + w.p[1]);
+    const int64_t padded = (y1 - y0) * (x1 - x0);
+    const int64_t inside = (std::min(y1, s.h) - std::max<int64_t>(y0, 0)) * (std::min(x1, s.w) - std::max<int64_t>(x0, 0));
+    if (std::min(y1, s.h) <= std::max<int64_t>(y0, 0) || std::min(x1, s.w) <= std::max<int64_t>(x0, 0)) return 0;
+    const int64_t override_by = c.integer("divisor_override");
+    if (override_by != 0) return override_by;
+    return c.flag("count_include_pad") ? padded : inside;
+}
+
+}  // namespace
+
+std::vector<Shape> shape_avg_pool2d(const Call& c) {
+    const Pool s = pool_geometry(c, false);
+    return {Shape{s.n, s.c, s.oh, s.ow}};
+}
+
+// y[n, c, oy, ox] = sum of the window's input pixels / its divisor (avg_divisor)
+void fwd_avg_pool2d(Call& c) {
+    const Pool s = pool_geometry(c, false);
+    std::vector<int64_t> div(static_cast<size_t>(s.oh * s.ow));
+    for (int64_t oy = 0; oy < s.oh; ++oy)
+        for (int64_t ox = 0; ox < s.ow; ++ox) div[static_cast<size_t>(oy * s.ow + ox)] = avg_divisor(c, s, oy, ox);
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        T* y = c.out[0].data<T>();
+        for_planes(s, [&](int64_t q) {
+            const T* plane = x + q * s.h * s.w;
+            T* out = y + q * s.oh * s.ow;
+            for (int64_t oy = 0; oy < s.oh; ++oy)
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t d = div[static_cast<size_t>(oy * s.ow + ox)];
+                    T sum = T(0);
+                    for_window(s, oy, ox, [&](int64_t at) { sum += plane[at]; });
+                    out[oy * s.ow + ox] = d == 0 ? T(0) : sum / static_cast<T>(d);
+                }
+        });
+    });
+}
+// dL/dx = g / divisor added to each pixel of the window
+Grads bwd_avg_pool2d(const Call& c, const Grads& grads, const Need&) {
+    const Pool s = pool_geometry(c, false);
+    std::vector<int64_t> div(static_cast<size_t>(s.oh * s.ow));
+    for (int64_t oy = 0; oy < s.oh; ++oy)
+        for (int64_t ox = 0; ox < s.ow; ++ox) div[static_cast<size_t>(oy * s.ow + ox)] = avg_divisor(c, s, oy, ox);
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* g = grads[0].data<T>();
+        T* dx = r.data<T>();
+        for_planes(s, [&](int64_t q) {
+            const T* gq = g + q * s.oh * s.ow;
+            T* dq = dx + q * s.h * s.w;
+            for (int64_t oy = 0; oy < s.oh; ++oy)
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t d = div[static_cast<size_t>(oy * s.ow + ox)];
+                    if (d == 0) continue;
+                    const T share = gq[oy * s.ow + ox] / static_cast<T>(d);
+                    for_window(s, oy, ox, [&](int64_t at) { dq[at] += share; });
+                }
+        });
+    });
+    return {r};
+}
+
+// ---- adaptive average pooling ----
+
+namespace {
+
+struct Adaptive {
+    int64_t n, c, h, w, oh, ow;
+};
+
+Adaptive adaptive_geometry(const Call& c) {
+    const Tensor& x = c.in[0];
+    require_4d(c, x, "input", "(N, C, H, W)");
+    const Pair out = pair_attr(c, "output_size");
+    if (out[0] < 0 || out[1] < 0) fail(c, "output_size must be non-negative, got " + pair_str(out));
+    if ((x.dim(2) == 0 && out[0] > 0) || (x.dim(3) == 0 && out[1] > 0))
+        fail(c, "cannot pool an empty plane of input shape " + shape_str(x.shape()) + " to output_size " + pair_str(out));
+    return {x.dim(0), x.dim(1), x.dim(2), x.dim(3), out[0], out[1]};
+}
+
+// Output bin o of `out` bins over `size` pixels covers [floor(o size / out), ceil((o + 1) size / out)).
+inline int64_t bin_start(int64_t o, int64_t size, int64_t out) { return o * size / out; }
+inline int64_t bin_end(int64_t o, int64_t size, int64_t out) { return ((o + 1) * size + out - 1) / out; }
+
+}  // namespace
+
+std::vector<Shape> shape_adaptive_avg_pool2d(const Call& c) {
+    const Adaptive s = adaptive_geometry(c);
+    return {Shape{s.n, s.c, s.oh, s.ow}};
+}
+
+// y[n, c, oy, ox] = mean of x over the bins (oy, ox)
+void fwd_adaptive_avg_pool2d(Call& c) {
+    const Adaptive s = adaptive_geometry(c);
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* x = c.in[0].data<T>();
+        T* y = c.out[0].data<T>();
+        for (int64_t q = 0; q < s.n * s.c; ++q) {
+            const T* plane = x + q * s.h * s.w;
+            for (int64_t oy = 0; oy < s.oh; ++oy) {
+                const int64_t y0 = bin_start(oy, s.h, s.oh), y1 = bin_end(oy, s.h, s.oh);
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t x0 = bin_start(ox, s.w, s.ow), x1 = bin_end(ox, s.w, s.ow);
+                    T sum = T(0);
+                    for (int64_t iy = y0; iy < y1; ++iy)
+                        for (int64_t ix = x0; ix < x1; ++ix) sum += plane[iy * s.w + ix];
+                    y[(q * s.oh + oy) * s.ow + ox] = sum / static_cast<T>((y1 - y0) * (x1 - x0));
+                }
+            }
+        }
+    });
+}
+// dL/dx = g / (bin size) added to each pixel of the bin
+Grads bwd_adaptive_avg_pool2d(const Call& c, const Grads& grads, const Need&) {
+    const Adaptive s = adaptive_geometry(c);
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* g = grads[0].data<T>();
+        T* dx = r.data<T>();
+        for (int64_t q = 0; q < s.n * s.c; ++q) {
+            T* plane = dx + q * s.h * s.w;
+            for (int64_t oy = 0; oy < s.oh; ++oy) {
+                const int64_t y0 = bin_start(oy, s.h, s.oh), y1 = bin_end(oy, s.h, s.oh);
+                for (int64_t ox = 0; ox < s.ow; ++ox) {
+                    const int64_t x0 = bin_start(ox, s.w, s.ow), x1 = bin_end(ox, s.w, s.ow);
+                    const T share = g[(q * s.oh + oy) * s.ow + ox] / static_cast<T>((y1 - y0) * (x1 - x0));
+                    for (int64_t iy = y0; iy < y1; ++iy)
+                        for (int64_t ix = x0; ix < x1; ++ix) plane[iy * s.w + ix] += share;
+                }
+            }
+        }
+    });
+    return {r};
+}
+
+// ---- constant padding ----
+
+namespace {
+
+// pad lists (before, after) pairs from the last axis backwards, as torch.nn.functional.pad;
+// negative amounts crop. Gives, per axis, the amount added before and the output size.
+struct Padding {
+    std::vector<int64_t> before;
+    Shape out;
+};
+
+Padding padding_of(const Call& c) {
+    const Tensor& x = c.in[0];
+    const auto& pad = c.integers("pad");
+    const auto nd = static_cast<size_t>(x.ndim());
+    if (pad.size() % 2 != 0) fail(c, "pad must hold pairs (before, after), got " + std::to_string(pad.size()) + " values");
+    if (pad.size() / 2 > nd)
+        fail(c, "pad holds " + std::to_string(pad.size() / 2) + " pairs, more than the " + std::to_string(nd) +
+                    " axes of shape " + shape_str(x.shape()));
+    Padding p{std::vector<int64_t>(nd, 0), x.shape()};
+    for (size_t k = 0; k < pad.size() / 2; ++k) {
+        const size_t axis = nd - 1 - k;
+        const int64_t lo = pad[2 * k], hi = pad[2 * k + 1];
+        if (std::abs(lo) > kMaxWindowValue || std::abs(hi) > kMaxWindowValue)
+            fail(c, "pad " + std::to_string(std::abs(lo) > kMaxWindowValue ? lo : hi) + " is too large");
+        const int64_t size = x.dim(static_cast<int64_t>(axis)) + lo + hi;
+        if (size < 0)
+            fail(c, "padding (" + std::to_string(lo) + ", " + std::to_string(hi) + ") of axis " + std::to_string(axis) +
+                        " of shape " + shape_str(x.shape()) + " gives a negative size " + std::to_string(size));
+        p.before[axis] = lo;
+        p.out[axis] = size;
+    }
+    numel_of(p.out);  // ValueError for a shape too large to count
+    return p;
+}
+
+std::vector<int64_t> strides_of(const Shape& shape) {
+    std::vector<int64_t> s(shape.size());
+    int64_t step = 1;
+    for (size_t i = shape.size(); i-- > 0;) {
+        s[i] = step;
+        step *= shape[i];
+    }
+    return s;
+}
+
+// Copies the overlap of the input and the padded output between them: to the output (forward)
+// or back to the input (backward).
+template <class T> void copy_overlap(const Shape& in_shape, const Padding& p, const T* src, T* dst, bool to_output) {
+    const size_t nd = in_shape.size();
+    Shape extent(nd);
+    int64_t in_off = 0, out_off = 0;
+    const auto si = strides_of(in_shape), so = strides_of(p.out);
+    for (size_t a = 0; a < nd; ++a) {
+        const int64_t lo = std::max<int64_t>(0, -p.before[a]);
+        const int64_t hi = std::min(in_shape[a], p.out[a] - p.before[a]);
+        if (hi <= lo) return;
+        extent[a] = hi - lo;
+        in_off += lo * si[a];
+        out_off += (lo + p.before[a]) * so[a];
+    }
+    const auto& s_src = to_output ? si : so;
+    const auto& s_dst = to_output ? so : si;
+    const T* from = src + (to_output ? in_off : out_off);
+    T* into = dst + (to_output ? out_off : in_off);
+    walk(extent, s_src, s_dst, [&](int64_t, int64_t a, int64_t b, int64_t n, int64_t, int64_t) {
+        std::memcpy(into + b, from + a, sizeof(T) * static_cast<size_t>(n));
+    });
+}
+
+}  // namespace
+
+std::vector<Shape> shape_pad(const Call& c) { return {padding_of(c).out}; }
+
+// y = x placed at offset `before` in a tensor filled with `value` (cropped where before < 0)
+void fwd_pad(Call& c) {
+    const Padding p = padding_of(c);
+    c.out[0].fill(c.real("value"));
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        copy_overlap<T>(c.in[0].shape(), p, c.in[0].data<T>(), c.out[0].data<T>(), true);
+    });
+}
+// dL/dx = g at the input's positions (0 where the input was cropped away)
+Grads bwd_pad(const Call& c, const Grads& grads, const Need&) {
+    const Padding p = padding_of(c);
+    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        copy_overlap<T>(c.in[0].shape(), p, grads[0].data<T>(), r.data<T>(), false);
+    });
+    return {r};
+}
+
+}  // namespace tg
