@@ -209,6 +209,107 @@ template <class T> void col2im(const Conv& s, const T* col, int64_t ld, T* dx) {
             }
 }
 
+// ---- a direct kernel for windows of few values ----
+// When a window holds few values (a first layer's 1 or 3 channels), im2col writes more than the
+// GEMM reads and the GEMM's depth is too short for it to run well. The direct kernel keeps a tile
+// of up to 4 output channels x 2 vectors of pixels in registers while it runs through the window.
+
+// One 256-bit vector of n values (GCC's and Clang's vector extension; without AVX the compiler
+// splits it in two).
+template <class T> struct Lanes;
+template <> struct Lanes<float> {
+    static constexpr int64_t n = 8;
+    typedef float V __attribute__((vector_size(32)));
+};
+template <> struct Lanes<double> {
+    static constexpr int64_t n = 4;
+    typedef double V __attribute__((vector_size(32)));
+};
+template <class T> inline typename Lanes<T>::V load_vector(const T* p) {
+    typename Lanes<T>::V v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+template <class T> inline void store_vector(T* p, typename Lanes<T>::V v) { std::memcpy(p, &v, sizeof v); }
+
+constexpr int kTileVectors = 2;
+// Windows of at most this many values (cg kH kW) at stride 1 use the direct kernel.
+constexpr int64_t kDirectMaxWindow = 80;
+
+bool use_direct(const Conv& s) { return s.win.s[0] == 1 && s.win.s[1] == 1 && s.k() <= kDirectMaxWindow; }
+
+// One image and group, zero-padded: cg planes of `hp` rows of `row` values, the row longer than
+// the padded input so that the last tile of a row reads zeros, never the next row.
+struct PaddedImage {
+    int64_t hp, row;
+    int64_t size(const Conv& s) const { return s.cg * hp * row; }
+};
+
+template <class T> PaddedImage padded_image(const Conv& s) {
+    const int64_t tile = Lanes<T>::n * kTileVectors;
+    return {s.h + 2 * s.win.p[0], ceil_div(s.ow, tile) * tile + s.win.d[1] * (s.win.k[1] - 1)};
+}
+
+template <class T> void pad_image(const Conv& s, const PaddedImage& L, const T* x, T* xp) {
+    std::fill(xp, xp + L.size(s), T(0));
+    for (int64_t ci = 0; ci < s.cg; ++ci)
+        for (int64_t iy = 0; iy < s.h; ++iy)
+            std::memcpy(xp + (ci * L.hp + iy + s.win.p[0]) * L.row + s.win.p[1], x + (ci * s.h + iy) * s.w,
+                        sizeof(T) * static_cast<size_t>(s.w));
+}
+
+// y rows o0 .. o0 + OB (of the group's og rows of p values) from the padded image xp and the
+// group's weights w (og x k): a tile of OB channels x kTileVectors vectors along an output row.
+template <class T, int OB>
+void direct_rows(const Conv& s, const PaddedImage& L, const T* xp, const T* w, const T* bias, T* y, int64_t o0) {
+    using V = typename Lanes<T>::V;
+    constexpr int64_t n = Lanes<T>::n, tile = n * kTileVectors;
+    const int64_t k = s.k(), kh = s.win.k[0], kw = s.win.k[1], dh = s.win.d[0], dw = s.win.d[1];
+    for (int64_t oy = 0; oy < s.oh; ++oy)
+        for (int64_t ox0 = 0; ox0 < s.ow; ox0 += tile) {
+            V acc[OB][kTileVectors];
+#pragma GCC unroll 4
+            for (int b = 0; b < OB; ++b)
+#pragma GCC unroll 2
+                for (int l = 0; l < kTileVectors; ++l) acc[b][l] = V{} + (bias ? bias[o0 + b] : T(0));
+            const T* wk = w + o0 * k;  // weight (o0 + b, tap) is wk[b k] for the current tap
+            for (int64_t ci = 0; ci < s.cg; ++ci)
+                for (int64_t i = 0; i < kh; ++i) {
+                    const T* xr = xp + (ci * L.hp + oy + i * dh) * L.row + ox0;
+                    for (int64_t j = 0; j < kw; ++j, ++wk) {
+                        V xv[kTileVectors];
+#pragma GCC unroll 2
+                        for (int l = 0; l < kTileVectors; ++l) xv[l] = load_vector(xr + j * dw + l * n);
+#pragma GCC unroll 4
+                        for (int b = 0; b < OB; ++b) {
+                            const V wv = V{} + wk[b * k];
+#pragma GCC unroll 2
+                            for (int l = 0; l < kTileVectors; ++l) acc[b][l] += wv * xv[l];
+                        }
+                    }
+                }
+            const int64_t valid = std::min(tile, s.ow - ox0);
+            for (int b = 0; b < OB; ++b) {
+                T* yr = y + (o0 + b) * s.p() + oy * s.ow + ox0;
+                if (valid == tile) {
+                    for (int l = 0; l < kTileVectors; ++l) store_vector(yr + l * n, acc[b][l]);
+                } else {
+                    T buf[tile];
+                    for (int l = 0; l < kTileVectors; ++l) store_vector(buf + l * n, acc[b][l]);
+                    std::copy(buf, buf + valid, yr);
+                }
+            }
+        }
+}
+
+// All og output planes of one image and group (y: og rows of p values).
+template <class T> void direct_image(const Conv& s, const PaddedImage& L, const T* xp, const T* w, const T* bias, T* y) {
+    int64_t o = 0;
+    for (; o + 4 <= s.og; o += 4) direct_rows<T, 4>(s, L, xp, w, bias, y, o);
+    for (; o + 2 <= s.og; o += 2) direct_rows<T, 2>(s, L, xp, w, bias, y, o);
+    for (; o < s.og; ++o) direct_rows<T, 1>(s, L, xp, w, bias, y, o);
+}
+
 // ---- blocks of images ----
 
 // Images per GEMM: one at a time on one thread (each image's output is then the GEMM's result in
@@ -245,6 +346,18 @@ void fwd_conv2d(Call& c) {
         const T* bias = c.in.size() == 3 ? c.in[2].data<T>() : nullptr;
         T* y = c.out[0].data<T>();
         const int64_t k = s.k(), p = s.p(), bs = block_images(s, sizeof(T));
+        if (use_direct(s)) {
+            const PaddedImage L = padded_image<T>(s);
+            for_images(s.n, s.o * p, [&](int64_t lo, int64_t hi) {
+                std::vector<T> xp(static_cast<size_t>(L.size(s)));
+                for (int64_t n = lo; n < hi; ++n)
+                    for (int64_t g = 0; g < s.groups; ++g) {
+                        pad_image(s, L, x + (n * s.c + g * s.cg) * s.hw(), xp.data());
+                        direct_image(s, L, xp.data(), wt + g * s.og * k, bias ? bias + g * s.og : nullptr, out_rows(s, y, n, g));
+                    }
+            });
+            return;
+        }
         std::vector<T> col(s.pointwise() ? 0 : static_cast<size_t>(k * bs * p));
         std::vector<T> tmp(bs > 1 ? static_cast<size_t>(s.og * bs * p) : 0);
         for (int64_t n0 = 0; n0 < s.n; n0 += bs) {
@@ -331,7 +444,17 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
                 }
             }
         }
-        if (c.in.size() == 3 && need[2]) r[2] = sum_to(grads[0], Shape{1, s.o, 1, 1}).view(Shape{s.o});
+        if (c.in.size() == 3 && need[2]) {
+            // per channel: pairwise sums of each plane, added up in double
+            std::vector<double> acc(static_cast<size_t>(s.o), 0.0);
+            for (int64_t n = 0; n < s.n; ++n)
+                for (int64_t o = 0; o < s.o; ++o) {
+                    const T* plane = gy + (n * s.o + o) * p;
+                    acc[static_cast<size_t>(o)] += pairwise_sum(p, [&](int64_t q) { return plane[q]; });
+                }
+            r[2] = Tensor::empty(Shape{s.o}, c.in[2].dtype());
+            std::copy(acc.begin(), acc.end(), r[2].data<T>());
+        }
     });
     return r;
 }
@@ -393,11 +516,23 @@ template <class T> inline int64_t window_argmax(const Pool& s, const T* plane, i
     return best;
 }
 
-// True when the windows are 2x2 at stride 2 without padding: each input pixel in at most one window.
+// True when the windows are 2x2 at stride 2 without padding and none hangs over the edge: each
+// input pixel is then in at most one window.
 bool is_2x2(const Pool& s) {
     const Window& w = s.win;
     return w.k[0] == 2 && w.k[1] == 2 && w.s[0] == 2 && w.s[1] == 2 && w.p[0] == 0 && w.p[1] == 0 && w.d[0] == 1 &&
-           w.d[1] == 1;
+           w.d[1] == 1 && s.oh == s.h / 2 && s.ow == s.w / 2;
+}
+
+// Which of a, b, c, d (a 2x2 window in reading order) is the first maximum, nan winning as in
+// window_argmax.
+template <class T> inline int argmax4(T a, T b, T c, T d) {
+    int at = 0;
+    T m = a;
+    if (b > m || (std::isnan(b) && !std::isnan(m))) at = 1, m = b;
+    if (c > m || (std::isnan(c) && !std::isnan(m))) at = 2, m = c;
+    if (d > m || (std::isnan(d) && !std::isnan(m))) at = 3;
+    return at;
 }
 
 // Runs body(plane) for every (image, channel) plane, on the engine's threads for large inputs.
@@ -431,12 +566,8 @@ void fwd_max_pool2d(Call& c) {
                     const T* r0 = plane + 2 * oy * s.w;
                     const T* r1 = r0 + s.w;
                     for (int64_t ox = 0; ox < s.ow; ++ox) {
-                        const T a = r0[2 * ox], b = r0[2 * ox + 1], cc = r1[2 * ox], d = r1[2 * ox + 1];
-                        T m = a;
-                        if (b > m || (std::isnan(b) && !std::isnan(m))) m = b;
-                        if (cc > m || (std::isnan(cc) && !std::isnan(m))) m = cc;
-                        if (d > m || (std::isnan(d) && !std::isnan(m))) m = d;
-                        out[oy * s.ow + ox] = m;
+                        const T v[4] = {r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]};
+                        out[oy * s.ow + ox] = v[argmax4(v[0], v[1], v[2], v[3])];
                     }
                 }
                 return;
@@ -452,7 +583,9 @@ void fwd_max_pool2d(Call& c) {
 // dL/dx = g at each window's first maximum (found again from x), summed where windows overlap
 Grads bwd_max_pool2d(const Call& c, const Grads& grads, const Need&) {
     const Pool s = pool_geometry(c, true);
-    Tensor r = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
+    const bool fast = is_2x2(s);
+    // the 2x2 windows write every pixel they cover; only a last odd row or column is left to zero
+    Tensor r = fast ? Tensor::empty(c.in[0].shape(), c.in[0].dtype()) : Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const T* x = c.in[0].data<T>();
@@ -462,6 +595,25 @@ Grads bwd_max_pool2d(const Call& c, const Grads& grads, const Need&) {
             const T* plane = x + q * s.h * s.w;
             const T* gq = g + q * s.oh * s.ow;
             T* dq = dx + q * s.h * s.w;
+            if (fast) {
+                for (int64_t oy = 0; oy < s.oh; ++oy) {
+                    const T* r0 = plane + 2 * oy * s.w;
+                    const T* r1 = r0 + s.w;
+                    T* d0 = dq + 2 * oy * s.w;
+                    T* d1 = d0 + s.w;
+                    for (int64_t ox = 0; ox < s.ow; ++ox) {
+                        const int at = argmax4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+                        const T gv = gq[oy * s.ow + ox];
+                        d0[2 * ox] = at == 0 ? gv : T(0);
+                        d0[2 * ox + 1] = at == 1 ? gv : T(0);
+                        d1[2 * ox] = at == 2 ? gv : T(0);
+                        d1[2 * ox + 1] = at == 3 ? gv : T(0);
+                    }
+                    if (s.w % 2) d0[s.w - 1] = d1[s.w - 1] = T(0);
+                }
+                if (s.h % 2) std::fill(dq + (s.h - 1) * s.w, dq + s.h * s.w, T(0));
+                return;
+            }
             for (int64_t oy = 0; oy < s.oh; ++oy)
                 for (int64_t ox = 0; ox < s.ow; ++ox) {
                     const int64_t at = window_argmax(s, plane, oy, ox);

@@ -142,7 +142,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     (N, C, H, W) into rows (N, C * H * W). A view (one Reshape)."""
     x = _node(x, "flatten")
     shape = x.shape
-    nd = max(len(shape), 1)
+    nd = len(shape) or 1
     dims = []
     for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
