@@ -84,17 +84,6 @@ Pair window_out(const Call& c, const Tensor& x, const Window& w, bool ceil_mode)
     return {out_size(h, w.extent(0), w.s[0], w.p[0], ceil_mode), out_size(wd, w.extent(1), w.s[1], w.p[1], ceil_mode)};
 }
 
-// Runs body(first, last) over images [first, last) of a batch, on the engine's threads when the
-// batch holds enough work (each chunk is one image: `per_image` elements of work).
-void for_images(int64_t n, int64_t per_image, const std::function<void(int64_t, int64_t)>& body) {
-    const int64_t unit = std::max<int64_t>(per_image, 1);
-    if (n <= 1 || n * unit < kParallelMin || pool_threads() == 1) {
-        body(0, n);
-        return;
-    }
-    parallel_for(n * unit, unit, [&](int64_t lo, int64_t hi) { body(lo / unit, (hi + unit - 1) / unit); });
-}
-
 // ceil(a / b) for b > 0 and any sign of a.
 int64_t ceil_div(int64_t a, int64_t b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
 
@@ -310,18 +299,43 @@ template <class T> void direct_image(const Conv& s, const PaddedImage& L, const 
     for (; o < s.og; ++o) direct_rows<T, 1>(s, L, xp, w, bias, y, o);
 }
 
-// ---- blocks of images ----
+// ---- images on the engine's threads ----
 
-// Images per GEMM: one at a time on one thread (each image's output is then the GEMM's result in
-// place); on several threads a block wide enough for the BLAS to split well, whose column buffer
-// (k x images * p values) stays within a few MB.
-int64_t block_images(const Conv& s, size_t elem) {
-    if (pool_threads() == 1 || s.pointwise()) return 1;
-    const int64_t p = std::max<int64_t>(s.p(), 1);
-    const int64_t by_width = ceil_div(2048, p);
-    const int64_t by_memory = std::max<int64_t>(1, (int64_t{4} << 20) / static_cast<int64_t>(elem) / std::max<int64_t>(s.k() * p, 1));
-    return std::clamp<int64_t>(std::min(by_width, by_memory), 1, std::max<int64_t>(s.n, 1));
+// Whether for_chunks splits `chunks` pieces of `per_chunk` elements of work over threads (the
+// rule of parallel_for).
+bool splits(int64_t chunks, int64_t per_chunk) {
+    return chunks > 1 && pool_threads() > 1 && chunks * std::max<int64_t>(per_chunk, 1) >= kParallelMin;
 }
+
+// Runs body(chunk) for chunk in [0, chunks), on the engine's threads when splits() says so.
+void for_chunks(int64_t chunks, int64_t per_chunk, const std::function<void(int64_t)>& body) {
+    if (!splits(chunks, per_chunk)) {
+        for (int64_t q = 0; q < chunks; ++q) body(q);
+        return;
+    }
+    const int64_t unit = std::max<int64_t>(per_chunk, 1);
+    parallel_for(chunks * unit, unit, [&](int64_t lo, int64_t hi) {
+        for (int64_t q = lo / unit; q < hi / unit; ++q) body(q);
+    });
+}
+
+// While images run on the engine's threads, each thread's GEMMs run on that thread alone: a
+// BLAS splitting each small per-image product over the same cores would fight the engine's
+// threads (and a BLAS thread that another process keeps off its core stalls the product).
+struct SerialBlas {
+    bool on;
+    explicit SerialBlas(bool parallel) : on(parallel) {
+        if (on) set_blas_threads(1);
+    }
+    ~SerialBlas() {
+        if (on) set_blas_threads(pool_threads());
+    }
+};
+
+// Images per chunk of the backward: each chunk adds its images' weight gradients into its own
+// partial sum, and the partial sums are added in chunk order, so the result does not depend on
+// the number of threads.
+constexpr int64_t kImagesPerChunk = 8;
 
 // y[n, o, :] for the og output channels of group g of image n (og rows of p values).
 template <class T> T* out_rows(const Conv& s, T* y, int64_t n, int64_t g) { return y + (n * s.o + g * s.og) * s.p(); }
@@ -336,7 +350,7 @@ std::vector<Shape> shape_conv2d(const Call& c) {
 }
 
 // y[n, o] = b[o] + sum over (ci, i, j) of W[o, ci, i, j] x[n, g(o) cg + ci, oy sh + i dh - ph, ox sw + j dw - pw]:
-// per image block and group, Y_g (og x p) = W_g (og x k) col (k x p), col = im2col(x).
+// per image and group, Y_g (og x p) = W_g (og x k) col (k x p) with col = im2col(x), or the direct kernel.
 void fwd_conv2d(Call& c) {
     const Conv s = conv_geometry(c);
     with_dtype(c, [&](auto tag) {
@@ -345,53 +359,37 @@ void fwd_conv2d(Call& c) {
         const T* wt = c.in[1].data<T>();
         const T* bias = c.in.size() == 3 ? c.in[2].data<T>() : nullptr;
         T* y = c.out[0].data<T>();
-        const int64_t k = s.k(), p = s.p(), bs = block_images(s, sizeof(T));
-        if (use_direct(s)) {
-            const PaddedImage L = padded_image<T>(s);
-            for_images(s.n, s.o * p, [&](int64_t lo, int64_t hi) {
-                std::vector<T> xp(static_cast<size_t>(L.size(s)));
-                for (int64_t n = lo; n < hi; ++n)
-                    for (int64_t g = 0; g < s.groups; ++g) {
-                        pad_image(s, L, x + (n * s.c + g * s.cg) * s.hw(), xp.data());
-                        direct_image(s, L, xp.data(), wt + g * s.og * k, bias ? bias + g * s.og : nullptr, out_rows(s, y, n, g));
-                    }
-            });
-            return;
-        }
-        std::vector<T> col(s.pointwise() ? 0 : static_cast<size_t>(k * bs * p));
-        std::vector<T> tmp(bs > 1 ? static_cast<size_t>(s.og * bs * p) : 0);
-        for (int64_t n0 = 0; n0 < s.n; n0 += bs) {
-            const int64_t nb = std::min(bs, s.n - n0), ld = nb * p;
+        const int64_t k = s.k(), p = s.p();
+        const bool direct = use_direct(s);
+        const PaddedImage L = padded_image<T>(s);
+        const int64_t per_image = s.o * p * std::max<int64_t>(k, 1);
+        SerialBlas serial(!direct && splits(s.n, per_image));
+        for_chunks(s.n, per_image, [&](int64_t n) {
+            std::vector<T> buffer(static_cast<size_t>(direct ? L.size(s) : s.pointwise() ? 0 : k * p));
             for (int64_t g = 0; g < s.groups; ++g) {
+                const T* xg = x + (n * s.c + g * s.cg) * s.hw();
                 const T* wg = wt + g * s.og * k;
-                const T* cols = col.data();
-                if (s.pointwise()) cols = x + (n0 * s.c + g * s.cg) * s.hw();
-                else
-                    for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
-                        for (int64_t b = lo; b < hi; ++b) im2col(s, x + ((n0 + b) * s.c + g * s.cg) * s.hw(), col.data() + b * p, ld);
-                    });
-                if (nb == 1) {
-                    T* yr = out_rows(s, y, n0, g);
-                    for (int64_t o = 0; o < s.og; ++o) std::fill(yr + o * p, yr + (o + 1) * p, bias ? bias[g * s.og + o] : T(0));
-                    gemm<T>(false, false, s.og, p, k, T(1), wg, k, cols, ld, T(1), yr, p);
+                const T* bg = bias ? bias + g * s.og : nullptr;
+                T* yg = out_rows(s, y, n, g);
+                if (direct) {
+                    pad_image(s, L, xg, buffer.data());
+                    direct_image(s, L, buffer.data(), wg, bg, yg);
                     continue;
                 }
-                gemm<T>(false, false, s.og, ld, k, T(1), wg, k, cols, ld, T(0), tmp.data(), ld);
-                for (int64_t b = 0; b < nb; ++b) {
-                    T* yr = out_rows(s, y, n0 + b, g);
-                    for (int64_t o = 0; o < s.og; ++o) {
-                        const T* t = tmp.data() + o * ld + b * p;
-                        const T add = bias ? bias[g * s.og + o] : T(0);
-                        for (int64_t q = 0; q < p; ++q) yr[o * p + q] = t[q] + add;
-                    }
+                const T* col = xg;
+                if (!s.pointwise()) {
+                    im2col(s, xg, buffer.data(), p);
+                    col = buffer.data();
                 }
+                for (int64_t o = 0; o < s.og; ++o) std::fill(yg + o * p, yg + (o + 1) * p, bg ? bg[o] : T(0));
+                gemm<T>(false, false, s.og, p, k, T(1), wg, k, col, p, T(1), yg, p);
             }
-        }
+        });
     });
 }
 
-// With G the output gradient per image block and group (og x p): dL/dW_g = sum over blocks of
-// G col^T, dL/dcol = W_g^T G scattered back to the pixels (col2im), dL/db[o] = sum of G[:, o].
+// With G_g the output gradient of an image and group (og x p): dL/dW_g = sum over images of
+// G_g col^T, dL/dcol = W_g^T G_g scattered back to the pixels (col2im), dL/db[o] = sum of G[:, o].
 Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
     const Conv s = conv_geometry(c);
     Grads r(c.in.size());
@@ -401,47 +399,45 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
         const T* x = c.in[0].data<T>();
         const T* wt = c.in[1].data<T>();
         const T* gy = grads[0].data<T>();
-        const int64_t k = s.k(), p = s.p(), bs = block_images(s, sizeof(T));
+        const int64_t k = s.k(), p = s.p(), wsize = s.o * k;
         if (want_x) r[0] = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
-        if (want_w) r[1] = Tensor::zeros(c.in[1].shape(), c.in[1].dtype());
+        if (want_w) r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
         T* dx = want_x ? r[0].data<T>() : nullptr;
-        T* dw = want_w ? r[1].data<T>() : nullptr;
         if (want_x || want_w) {
-            std::vector<T> col(s.pointwise() ? 0 : static_cast<size_t>(k * bs * p));
-            std::vector<T> gblock(bs > 1 ? static_cast<size_t>(s.og * bs * p) : 0);
-            for (int64_t n0 = 0; n0 < s.n; n0 += bs) {
-                const int64_t nb = std::min(bs, s.n - n0), ld = nb * p;
-                for (int64_t g = 0; g < s.groups; ++g) {
-                    // G for this block and group as og rows of nb * p values
-                    const T* gr = out_rows(s, gy, n0, g);
-                    if (nb > 1) {
-                        for (int64_t b = 0; b < nb; ++b)
-                            for (int64_t o = 0; o < s.og; ++o)
-                                std::memcpy(gblock.data() + o * ld + b * p, out_rows(s, gy, n0 + b, g) + o * p, sizeof(T) * static_cast<size_t>(p));
-                        gr = gblock.data();
-                    }
-                    const int64_t first = (n0 * s.c + g * s.cg) * s.hw();
-                    if (want_w) {
-                        const T* cols = col.data();
-                        if (s.pointwise()) cols = x + first;
-                        else
-                            for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
-                                for (int64_t b = lo; b < hi; ++b)
-                                    im2col(s, x + first + b * s.c * s.hw(), col.data() + b * p, ld);
-                            });
-                        gemm<T>(false, true, s.og, k, ld, T(1), gr, ld, cols, ld, T(1), dw + g * s.og * k, k);
-                    }
-                    if (want_x) {
-                        if (s.pointwise()) {
-                            gemm<T>(true, false, k, ld, s.og, T(1), wt + g * s.og * k, k, gr, ld, T(0), dx + first, ld);
-                            continue;
+            const int64_t chunks = ceil_div(s.n, kImagesPerChunk);
+            const int64_t per_chunk = kImagesPerChunk * s.o * p * std::max<int64_t>(k, 1);
+            std::vector<T> partial(want_w ? static_cast<size_t>(std::max<int64_t>(chunks, 1) * wsize) : 0, T(0));
+            SerialBlas serial(splits(chunks, per_chunk));
+            for_chunks(chunks, per_chunk, [&](int64_t q) {
+                std::vector<T> col(static_cast<size_t>(s.pointwise() ? 0 : k * p));
+                T* dw = want_w ? partial.data() + q * wsize : nullptr;
+                for (int64_t n = q * kImagesPerChunk; n < std::min(s.n, (q + 1) * kImagesPerChunk); ++n)
+                    for (int64_t g = 0; g < s.groups; ++g) {
+                        const T* gr = out_rows(s, gy, n, g);
+                        const int64_t first = (n * s.c + g * s.cg) * s.hw();
+                        if (want_w) {
+                            const T* cols = x + first;
+                            if (!s.pointwise()) {
+                                im2col(s, x + first, col.data(), p);
+                                cols = col.data();
+                            }
+                            gemm<T>(false, true, s.og, k, p, T(1), gr, p, cols, p, T(1), dw + g * s.og * k, k);
                         }
-                        gemm<T>(true, false, k, ld, s.og, T(1), wt + g * s.og * k, k, gr, ld, T(0), col.data(), ld);
-                        for_images(nb, k * p, [&](int64_t lo, int64_t hi) {
-                            for (int64_t b = lo; b < hi; ++b) col2im(s, col.data() + b * p, ld, dx + first + b * s.c * s.hw());
-                        });
+                        if (want_x) {
+                            if (s.pointwise()) {
+                                gemm<T>(true, false, k, p, s.og, T(1), wt + g * s.og * k, k, gr, p, T(0), dx + first, p);
+                                continue;
+                            }
+                            gemm<T>(true, false, k, p, s.og, T(1), wt + g * s.og * k, k, gr, p, T(0), col.data(), p);
+                            col2im(s, col.data(), p, dx + first);
+                        }
                     }
-                }
+            });
+            if (want_w) {
+                T* dw = r[1].data<T>();
+                std::fill(dw, dw + wsize, T(0));
+                for (int64_t q = 0; q < chunks; ++q)
+                    for (int64_t i = 0; i < wsize; ++i) dw[i] += partial[static_cast<size_t>(q * wsize + i)];
             }
         }
         if (c.in.size() == 3 && need[2]) {
