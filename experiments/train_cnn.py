@@ -42,7 +42,8 @@ def build_parser():
     add("-D", "--dataset", dest="data", choices=["auto", "cifar10", "fashion"], default="auto",
         help="cifar10, fashion, or auto: CIFAR-10 when it can be loaded, else Fashion-MNIST (auto)")
     add("--data-path", metavar="FOLDER",
-        help="read the data set from FOLDER (CIFAR-10's .bin files or archive; Fashion-MNIST's IDX files)")
+        help="read the data set from FOLDER (CIFAR-10's .bin files or archive; Fashion-MNIST's IDX files); with "
+             "-D auto, CIFAR-10 when FOLDER holds it, else Fashion-MNIST")
     add("--model", choices=["lenet", "small"], default="lenet", help="the blitz's LeNet, or the small CNN (lenet)")
     add("-b", "--batch-size", type=int, default=4, help="images per mini-batch (4, as the blitz)")
     add("-e", "--epochs", type=int, default=2, help="passes over the training set (2)")
@@ -84,15 +85,15 @@ def load_data(args):
     name = args.data
     if name in ("auto", "cifar10"):
         try:
-            train, test, _ = vg.load_cifar10(final=final, path=args.data_path if name == "cifar10" else None)
+            train, test, _ = vg.load_cifar10(final=final, path=args.data_path)
             return "CIFAR-10", _normalised(train), _normalised(test), vg.data.CIFAR10_CLASSES
         except (OSError, RuntimeError, ValueError) as e:
             if name == "cifar10":
                 raise SystemExit(f"could not load CIFAR-10: {e}") from None
-            print(f"## CIFAR-10 is not available ({str(e).splitlines()[0]}); training on Fashion-MNIST instead")
+            reason = " ".join(str(e).split("\n")[:2]).strip()
+            print(f"## CIFAR-10 is not available ({reason}); training on Fashion-MNIST instead")
     try:
-        path = args.data_path if name == "fashion" else None
-        train, test, _ = vg.load_fashion_mnist(final=final, flatten=False, path=path)
+        train, test, _ = vg.load_fashion_mnist(final=final, flatten=False, path=args.data_path)
     except (OSError, RuntimeError, ValueError) as e:
         raise SystemExit(f"could not load Fashion-MNIST: {e}") from None
     return "Fashion-MNIST", _normalised(train, 255.0), _normalised(test, 255.0), FASHION_CLASSES

@@ -631,3 +631,13 @@ def test_load_cifar10_refuses_a_damaged_batch_file(tmp_path, damage, message):
 def test_load_cifar10_names_what_a_folder_lacks(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds neither the six batch files"):
         vg.load_cifar10(path=str(tmp_path))
+
+
+def test_dataloader_shuffles_without_a_seed_from_numpys_global_generator():
+    x = np.arange(10)
+    np.random.seed(4)
+    first = np.concatenate([b for b in vg.DataLoader(x, batch_size=3, shuffle=True)])
+    np.random.seed(4)
+    again = np.concatenate([b for b in vg.DataLoader(x, batch_size=3, shuffle=True)])
+    np.testing.assert_array_equal(first, again)
+    assert sorted(first) == list(range(10))

@@ -388,7 +388,7 @@ def _check_batching(arrays, batch_size):
 
 
 def _rng(seed):
-    if isinstance(seed, np.random.Generator):
+    if isinstance(seed, np.random.Generator) or seed is np.random:  # a DataLoader's generator, made once
         return seed
     return np.random if seed is None else np.random.default_rng(seed)
 
