@@ -263,3 +263,15 @@ def test_a_lenet_training_step_matches_torchs(torch):
         assert abs(loss.item() - tloss.item()) < 1e-10
     for p, t in zip(ours.parameters(), theirs.parameters()):
         np.testing.assert_allclose(p.value, t.detach().numpy().reshape(p.shape), atol=1e-10)
+
+
+@pytest.mark.parametrize("kw, first, second", [({"kernel_size": 2}, 1.0, 0.0), ({"kernel_size": 2, "stride": 1}, 2.0, 2.0)],
+                         ids=["2x2-windows", "overlapping"])
+def test_max_pool2d_of_a_window_with_nan_is_nan_and_its_gradient_goes_to_the_first_nan(kw, first, second):
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 0] = x[0, 0, 1, 1] = np.nan  # (1, 0) comes first in the windows that hold both
+    node = vg.TensorNode(x)
+    out = vg.max_pool2d(node, **kw)
+    assert np.isnan(out.value[0, 0, 0, 0]) and not np.isnan(out.value[0, 0, -1, -1])
+    vg.sum(out).backward()
+    assert (node.grad[0, 0, 1, 0], node.grad[0, 0, 1, 1], node.grad[0, 0, 0, 0]) == (first, second, 0.0)

@@ -82,7 +82,7 @@ const std::vector<OpDef>& op_table() {
          shape_conv2d, fwd_conv2d, bwd_conv2d, saves_in},
         {"max_pool2d", 1, {integers("kernel_size"), integers("stride"), integers("padding"), integers("dilation"),
                            flag("ceil_mode", false)},
-         shape_max_pool2d, fwd_max_pool2d, bwd_max_pool2d, saves_in},
+         shape_max_pool2d, fwd_max_pool2d, bwd_max_pool2d, saves_both},
         {"avg_pool2d", 1, {integers("kernel_size"), integers("stride"), integers("padding"), flag("ceil_mode", false),
                            flag("count_include_pad", true), integer("divisor_override", 0)},
          shape_avg_pool2d, fwd_avg_pool2d, bwd_avg_pool2d, saves_none},
