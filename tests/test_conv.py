@@ -275,3 +275,13 @@ def test_max_pool2d_of_a_window_with_nan_is_nan_and_its_gradient_goes_to_the_fir
     assert np.isnan(out.value[0, 0, 0, 0]) and not np.isnan(out.value[0, 0, -1, -1])
     vg.sum(out).backward()
     assert (node.grad[0, 0, 1, 0], node.grad[0, 0, 1, 1], node.grad[0, 0, 0, 0]) == (first, second, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_conv2d_weight_gradient_stays_finite_for_taps_that_never_read_an_inf(dtype):
+    x = np.ones((2, 1, 4, 7), dtype=dtype)
+    x[:, 0, 0, 6] = np.inf  # the last column: read only by the second tap of a 1 x 2 window
+    w = vg.TensorNode(np.ones((3, 1, 1, 2), dtype=dtype))
+    vg.sum(vg.conv2d(vg.TensorNode(x, requires_grad=False), w)).backward()
+    assert np.all(np.isfinite(w.grad[:, 0, 0, 0])) and np.all(w.grad[:, 0, 0, 0] == 2 * 4 * 6)
+    assert np.all(np.isinf(w.grad[:, 0, 0, 1]))

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "gemm.h"
@@ -217,10 +218,12 @@ template <class T> struct Lanes;
 template <> struct Lanes<float> {
     static constexpr int64_t n = 8;
     typedef float V __attribute__((vector_size(32)));
+    typedef int32_t Bits __attribute__((vector_size(32)));  // the same lanes as integers, for masks
 };
 template <> struct Lanes<double> {
     static constexpr int64_t n = 4;
     typedef double V __attribute__((vector_size(32)));
+    typedef int64_t Bits __attribute__((vector_size(32)));
 };
 template <class T> inline typename Lanes<T>::V load_vector(const T* p) {
     typename Lanes<T>::V v;
@@ -305,6 +308,88 @@ template <class T> void direct_image(const Conv& s, const PaddedImage& L, const 
     for (; o + 4 <= s.og; o += 4) direct_rows<T, 4>(s, L, xp, w, bias, y, o);
     for (; o + 2 <= s.og; o += 2) direct_rows<T, 2>(s, L, xp, w, bias, y, o);
     for (; o < s.og; ++o) direct_rows<T, 1>(s, L, xp, w, bias, y, o);
+}
+
+// dW[o, t] += sum over the output pixels of G[o, oy, ox] xp[ci, oy + i dh, ox + j dw] for the
+// channels o0 .. o0 + OB and the window taps t0 .. t0 + TB (t = (ci, i, j)), of one image and
+// group: dot products along the output rows, OB x TB of them in vector registers. g holds the
+// image's og gradient planes with rows of `row` >= ow values; a row's last vector reads past
+// ow (the next row, or padding) and masks those lanes to 0 in both operands, so that neither a
+// stray value nor an inf (0 * inf is nan) reaches the sums.
+template <class T, int OB, int TB, int NC>
+void direct_weight_rows(const Conv& s, const PaddedImage& L, const T* xp, const T* g, int64_t row, T* dw, int64_t o0,
+                        int64_t t0) {
+    using V = typename Lanes<T>::V;
+    using Bits = typename Lanes<T>::Bits;
+    constexpr int64_t n = Lanes<T>::n;
+    const int64_t k = s.k(), kh = s.win.k[0], kw = s.win.k[1], plane = s.oh * row;
+    int64_t off[TB];
+    for (int t = 0; t < TB; ++t) {
+        const int64_t tap = t0 + t, ci = tap / (kh * kw), i = tap / kw % kh, j = tap % kw;
+        off[t] = (ci * L.hp + i * s.win.d[0]) * L.row + j * s.win.d[1];
+    }
+    // NC > 0: the row's NC vectors unrolled (a short loop's exit, mispredicted on every row, cost
+    // as much as the products); NC = 0: a loop over them
+    const int64_t chunks = NC > 0 ? NC : ceil_div(s.ow, n), rest = s.ow - (chunks - 1) * n;
+    Bits mask;
+    for (int64_t lane = 0; lane < n; ++lane) mask[lane] = lane < rest ? -1 : 0;
+    V acc[OB][TB];
+    for (int b = 0; b < OB; ++b)
+        for (int t = 0; t < TB; ++t) acc[b][t] = V{};
+    for (int64_t oy = 0; oy < s.oh; ++oy) {
+        const T* gr = g + o0 * plane + oy * row;
+        const T* xr = xp + oy * L.row;
+#pragma GCC unroll 4
+        for (int64_t c = 0; c < chunks; ++c) {
+            V gv[OB], xv[TB];
+#pragma GCC unroll 4
+            for (int b = 0; b < OB; ++b) gv[b] = load_vector(gr + b * plane + c * n);
+#pragma GCC unroll 2
+            for (int t = 0; t < TB; ++t) {
+                xv[t] = load_vector(xr + off[t] + c * n);
+                if (c == chunks - 1) xv[t] = (V)((Bits)xv[t] & mask);
+            }
+            if (c == chunks - 1)
+                for (int b = 0; b < OB; ++b) gv[b] = (V)((Bits)gv[b] & mask);
+#pragma GCC unroll 4
+            for (int b = 0; b < OB; ++b)
+#pragma GCC unroll 2
+                for (int t = 0; t < TB; ++t) acc[b][t] += gv[b] * xv[t];
+        }
+    }
+    for (int b = 0; b < OB; ++b)
+        for (int t = 0; t < TB; ++t) {
+            T sum = T(0);
+            for (int64_t lane = 0; lane < n; ++lane) sum += acc[b][t][lane];
+            dw[(o0 + b) * k + t0 + t] += sum;
+        }
+}
+
+template <class T, int OB, int NC>
+void direct_weight_taps(const Conv& s, const PaddedImage& L, const T* xp, const T* g, int64_t row, T* dw, int64_t o) {
+    int64_t t = 0;
+    for (; t + 2 <= s.k(); t += 2) direct_weight_rows<T, OB, 2, NC>(s, L, xp, g, row, dw, o, t);
+    for (; t < s.k(); ++t) direct_weight_rows<T, OB, 1, NC>(s, L, xp, g, row, dw, o, t);
+}
+
+template <class T, int NC>
+void direct_weight_channels(const Conv& s, const PaddedImage& L, const T* xp, const T* g, int64_t row, T* dw) {
+    int64_t o = 0;
+    for (; o + 4 <= s.og; o += 4) direct_weight_taps<T, 4, NC>(s, L, xp, g, row, dw, o);
+    for (; o + 2 <= s.og; o += 2) direct_weight_taps<T, 2, NC>(s, L, xp, g, row, dw, o);
+    for (; o < s.og; ++o) direct_weight_taps<T, 1, NC>(s, L, xp, g, row, dw, o);
+}
+
+// The weight gradient of one image and group (og x k, added into dw) from its padded image xp
+// and gradient planes g (rows of `row` values, zero past ow).
+template <class T>
+void direct_weight_grad(const Conv& s, const PaddedImage& L, const T* xp, const T* g, int64_t row, T* dw) {
+    switch (ceil_div(s.ow, Lanes<T>::n)) {
+        case 2: return direct_weight_channels<T, 2>(s, L, xp, g, row, dw);
+        case 3: return direct_weight_channels<T, 3>(s, L, xp, g, row, dw);
+        case 4: return direct_weight_channels<T, 4>(s, L, xp, g, row, dw);
+        default: return direct_weight_channels<T, 0>(s, L, xp, g, row, dw);
+    }
 }
 
 // ---- images on the engine's threads ----
@@ -422,8 +507,8 @@ void fwd_conv2d(Call& c) {
 }
 
 // With G_g the output gradient of a block of images and a group (og x images p): dL/dW_g = sum
-// over blocks of G_g col^T, dL/dcol = W_g^T G_g scattered back to the pixels (col2im), dL/db[o] =
-// the sum of G[:, o].
+// over blocks of G_g col^T (or the direct kernel's dot products per image), dL/dcol = W_g^T G_g
+// scattered back to the pixels (col2im), dL/db[o] = the sum of G[:, o].
 Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
     const Conv s = conv_geometry(c);
     Grads r(c.in.size());
@@ -434,6 +519,9 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
         const T* wt = c.in[1].data<T>();
         const T* gy = grads[0].data<T>();
         const int64_t k = s.k(), p = s.p(), wsize = s.o * k, bs = images_per_gemm(s);
+        const bool direct = use_direct(s);
+        const PaddedImage L = padded_image<T>(s);
+        const int64_t grow = ceil_div(s.ow, Lanes<T>::n) * Lanes<T>::n;  // gradient rows, padded to vectors
         if (want_x) r[0] = Tensor::zeros(c.in[0].shape(), c.in[0].dtype());
         if (want_w) r[1] = Tensor::empty(c.in[1].shape(), c.in[1].dtype());
         T* dx = want_x ? r[0].data<T>() : nullptr;
@@ -447,7 +535,24 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
                 std::vector<T> block(static_cast<size_t>(bs > 1 ? s.og * bs * p : 0));
                 T* dw = want_w ? partial.data() + q * wsize : nullptr;
                 const int64_t last = std::min(s.n, (q + 1) * kImagesPerChunk);
-                for (int64_t n0 = q * kImagesPerChunk; n0 < last; n0 += bs) {
+                if (direct && want_w) {  // the weight gradient without im2col; the input's below
+                    std::vector<T> xp(static_cast<size_t>(L.size(s)));
+                    std::vector<T> gp(static_cast<size_t>(s.og * s.oh * grow), T(0));
+                    for (int64_t n = q * kImagesPerChunk; n < last; ++n)
+                        for (int64_t g = 0; g < s.groups; ++g) {
+                            pad_image(s, L, x + (n * s.c + g * s.cg) * s.hw(), xp.data());
+                            const T* gr = out_rows(s, gy, n, g);
+                            int64_t row = s.ow;
+                            if (n == s.n - 1) {  // the last vector of the last image's rows would read past the buffer
+                                for (int64_t r = 0; r < s.og * s.oh; ++r)
+                                    std::copy(gr + r * s.ow, gr + (r + 1) * s.ow, gp.data() + r * grow);
+                                gr = gp.data();
+                                row = grow;
+                            }
+                            direct_weight_grad(s, L, xp.data(), gr, row, dw + g * s.og * k);
+                        }
+                }
+                for (int64_t n0 = q * kImagesPerChunk; n0 < last && (want_x || !direct); n0 += bs) {
                     const int64_t nb = std::min(bs, last - n0), ld = nb * p;
                     for (int64_t g = 0; g < s.groups; ++g) {
                         // G for the block as og rows of nb * p values
@@ -460,7 +565,7 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
                             gr = block.data();
                         }
                         const int64_t first = (n0 * s.c + g * s.cg) * s.hw();
-                        if (want_w) {
+                        if (want_w && !direct) {
                             const T* cols = x + first;
                             if (!s.pointwise()) {
                                 for (int64_t b = 0; b < nb; ++b) im2col(s, x + first + b * s.c * s.hw(), col.data() + b * p, ld);
