@@ -415,6 +415,7 @@ void for_chunks(int64_t chunks, int64_t per_chunk, const std::function<void(int6
 // While images run on the engine's threads, each thread's GEMMs run on that thread alone: a
 // BLAS splitting each small per-image product over the same cores would fight the engine's
 // threads (and a BLAS thread that another process keeps off its core stalls the product).
+// Afterwards the BLAS gets the pool's count back, which set_num_threads gives both.
 struct SerialBlas {
     bool on;
     explicit SerialBlas(bool parallel) : on(parallel) {
