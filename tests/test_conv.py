@@ -113,11 +113,14 @@ def test_pad_matches_torch_in_value_and_gradient(torch, amounts, value):
                   [x], np.float64)
 
 
-@pytest.mark.parametrize("w_shape, kw", [((16, 8, 3, 3), {"padding": 1}), ((16, 1, 5, 5), {}), ((8, 8, 1, 1), {})],
-                         ids=["gemm", "direct", "pointwise"])
-def test_conv2d_gives_the_same_bits_on_one_and_two_threads(threads, w_shape, kw):
+@pytest.mark.parametrize("x_shape, w_shape, kw", [  # each above the 2^24 multiply-adds that split over threads
+    ((33, 16, 16, 16), (16, 16, 3, 3), {"padding": 1}),
+    ((40, 2, 28, 28), (16, 2, 5, 5), {}),
+    ((33, 96, 16, 16), (64, 96, 1, 1), {}),
+], ids=["gemm", "direct", "pointwise"])
+def test_conv2d_gives_the_same_bits_on_one_and_two_threads(threads, x_shape, w_shape, kw):
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((33, w_shape[1], 12, 12)).astype(np.float32)
+    x = rng.standard_normal(x_shape).astype(np.float32)
     w, b = rng.standard_normal(w_shape).astype(np.float32), rng.standard_normal(w_shape[0]).astype(np.float32)
     results = []
     for n in (1, 2):
