@@ -5,8 +5,9 @@
     python benchmarks/run.py --only ops,gemm --repeats 9
 
 Sections: ops (per-op overhead), mlp (forward+backward of one batch), synth (an epoch of vugrad's
-synthetic task), mnist (an epoch of the 60k x 784 MNIST-shaped task), gemm (GFLOP/s of matrix
-products). Within a section the libraries are interleaved: every repeat measures each of them once,
+synthetic task), mnist (an epoch of the 60k x 784 MNIST-shaped task), cnn (training steps of a
+small Fashion-MNIST CNN and of LeNet on CIFAR-shaped batches, and one conv layer), gemm (GFLOP/s of
+matrix products). Within a section the libraries are interleaved: every repeat measures each of them once,
 in an order that rotates from repeat to repeat, so a burst of load from other jobs hits them all.
 Cells are medians over the repeats (GEMM: the best) with the spread, +-(max - min) / (2 median).
 """
@@ -28,12 +29,13 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import cnn_epoch  # noqa: E402
 import models  # noqa: E402
 import numpy_reference as npref  # noqa: E402
 
 import tapegrad as vg  # noqa: E402
 
-SECTIONS = ("ops", "mlp", "synth", "mnist", "gemm")
+SECTIONS = ("ops", "mlp", "synth", "mnist", "cnn", "gemm")
 LIBS = models.LIBS
 EPOCH_STEPS = math.ceil(60_000 / models.BATCH)  # 469 batches of 128 in an epoch of 60k
 MNIST_STEPS = 100  # MNIST-shaped steps timed per repeat, scaled to an epoch (--mnist-steps full: all)
@@ -395,6 +397,137 @@ def mnist_shaped():
         return x, rng.integers(0, 10, 60_000), "random 60000 x 784 (pixels 0-255, 10 classes): no data set installed"
 
 
+# ---- convolutional networks ----
+
+def conv_flops(model, shape):
+    """Multiply-adds x 2 of one training step of a Sequential of Conv2d/Linear/... on a batch of
+    `shape`: forward, weight gradient and (except for the first layer, whose input is data) input
+    gradient of every conv and linear layer."""
+    total, first = 0, True
+    x = vg.TensorNode(np.zeros(shape, dtype=np.float32), requires_grad=False)
+    with vg.no_grad():
+        for layer in model.layers:
+            y = layer(x)
+            if isinstance(layer, vg.nn.Conv2d):
+                work = 2 * y.value.size * layer.weight.value[0].size
+            elif isinstance(layer, vg.nn.Linear):
+                work = 2 * y.value.size * layer.w.shape[1]
+            else:
+                work = 0
+            total += work * (2 if first else 3)
+            first = first and work == 0
+            x = y
+    return total
+
+
+CNN_STEPS = (  # (key, work, model, channels, size, target)
+    ("small", "Fashion-MNIST CNN step (conv 1-32 k3, ReLU, pool, conv 32-64 k3, ReLU, pool, linear), batch 128, "
+     "SGD, f32", "small", 1, 28, 1.0),
+    ("lenet", "LeNet step on CIFAR-shaped batches (3x32x32; conv 3-6 k5, pool, conv 6-16 k5, pool, fc 400-120-84-10), "
+     "batch 128, SGD, f32", "lenet", 3, 32, 1.2),
+)
+
+
+def _cnn_step(model, opt, x, y, steps):
+    def run():
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = vg.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - start) / steps * 1e3
+    return run
+
+
+def _torch_cnn_step(model, opt, x, y, steps):
+    def run():
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        return (time.perf_counter() - start) / steps * 1e3
+    return run
+
+
+def section_cnn(args):
+    """Training steps of the two CNNs (the same initial parameters in both libraries, random data
+    in [-1, 1]) and forward+backward of the conv 32->64 k3 layer alone; each sample is the mean of a
+    few steps."""
+    import train_cnn
+    rows, cases = [], []
+    rng = np.random.default_rng(4)
+    for key, work, name, channels, size, bound in CNN_STEPS:
+        vg.manual_seed(0)
+        model = train_cnn.MODELS[name](channels, size, np.float32)
+        shape = (128, channels, size, size)
+        flops = conv_flops(model, shape)
+        row = Row("cnn", f"cnn.step.{key}", work, "ms", target=("torch", bound, "<="),
+                  note="same initial parameters; random images in [-1, 1]; SGD lr 0.01")
+        row.extra["gflop_per_step"] = flops / 1e9
+        rows.append(row)
+        xs, ys = rng.uniform(-1, 1, shape).astype(np.float32), rng.integers(0, 10, 128)
+        steps = 2 if args.quick else (5 if key == "small" else 10)
+        torch_model = cnn_epoch.torch_model(torch, model) if torch else None
+        opt = vg.optim.SGD(model.parameters(), lr=0.01)
+        measure = _cnn_step(model, opt, vg.TensorNode(xs, requires_grad=False), ys, steps)
+        measure()  # warm-up
+        cases.append((row, "tapegrad", measure))
+        if torch:
+            topt = torch.optim.SGD(torch_model.parameters(), lr=0.01)
+            tmeasure = _torch_cnn_step(torch_model, topt, torch.from_numpy(xs), torch.from_numpy(ys), steps)
+            tmeasure()
+            cases.append((row, "torch", tmeasure))
+            if args.threads > 1:
+                cases.append((row, "torch-1t", _torch_threads(1, tmeasure)))
+    # the conv 32 -> 64 k3 layer of the small CNN (13 x 13 input), forward + backward, float32
+    x = rng.standard_normal((128, 32, 13, 13)).astype(np.float32)
+    w = (rng.standard_normal((64, 32, 3, 3)) * 0.06).astype(np.float32)
+    b = np.zeros(64, np.float32)
+    g = rng.standard_normal((128, 64, 11, 11)).astype(np.float32)
+    row = Row("cnn", "cnn.conv.32-64", "conv 32->64 k3 fwd+bwd (input, weight and bias gradients), 128x32x13x13, f32",
+              "ms", note="the upstream gradient is a fixed random array; each sample is the mean of 3 calls")
+    row.extra["gflop_per_step"] = 3 * 2 * 128 * 64 * 121 * 288 / 1e9
+    rows.append(row)
+    nodes = [vg.TensorNode(a) for a in (x, w, b)]
+    G = vg.TensorNode(g, requires_grad=False)
+
+    def ours():
+        start = time.perf_counter()
+        for _ in range(3):
+            vg.sum(vg.conv2d(*nodes) * G).backward()
+        return (time.perf_counter() - start) / 3 * 1e3
+    ours()
+    cases.append((row, "tapegrad", ours))
+    if torch:
+        tensors = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        tg = torch.from_numpy(g)
+
+        def theirs():
+            start = time.perf_counter()
+            for _ in range(3):
+                (torch.nn.functional.conv2d(*tensors) * tg).sum().backward()
+            return (time.perf_counter() - start) / 3 * 1e3
+        theirs()
+        cases.append((row, "torch", theirs))
+        if args.threads > 1:
+            cases.append((row, "torch-1t", _torch_threads(1, theirs)))
+    # the machine's GEMM rate on the conv layer's product, for the GFLOP/s above: numpy's sgemm
+    a, bm = rng.standard_normal((64, 288)).astype(np.float32), rng.standard_normal((288, 128 * 121)).astype(np.float32)
+    gemm_row = Row("cnn", "cnn.gemm.64x288x15488", "GEMM 64x288x15488 f32 (the conv layer's forward as one product)",
+                   "s", flops=2.0 * 64 * 288 * 128 * 121, note="numpy-ref column: numpy's a @ b (its BLAS)")
+    rows.append(gemm_row)
+    cases.append((gemm_row, "numpy-ref", per_call("a @ b", {"a": a, "b": bm}, 0.03 if args.quick else 0.15)))
+    interleave(cases, args.repeats or (2 if args.quick else 7), "cnn")
+    for r in rows:
+        flop = r.extra.get("gflop_per_step")
+        if flop:
+            r.extra["gflops"] = {lib: flop / (r.value(lib) / 1e3) for lib in r.samples if r.value(lib)}
+    return rows
+
+
 GEMM_SHAPES = (  # (n, k, m, what): (n, k) @ (k, m)
     (128, 784, 3136, "layer 1 forward"),
     (3136, 128, 784, "layer 1 weight grad"),
@@ -531,6 +664,14 @@ def notes(rows, meta, checks):
             per = ", ".join(f"{u} {1e3 * s:.3g} ms/step" for u, s in upd["seconds_per_step"].items())
             out.append(f"- {row.work.split(' (from')[0]}: tapegrad update `{upd['chosen']}` ({per}); mean loss "
                        + ", ".join(f"{lib} {v:.6g}" for lib, v in (losses or {}).items()))
+    have = [r for r in rows if r.extra.get("gflops")]
+    if have:
+        gemm = next((r for r in rows if r.key.startswith("cnn.gemm")), None)
+        rate = f" (numpy's sgemm on the conv layer's product: {fmt_value(gemm, 'numpy-ref')})" if gemm else ""
+        out.append("- GFLOP/s of the CNN rows (2 x multiply-adds of forward, weight and input gradients per step)"
+                   + rate + ": " + "; ".join(
+                       f"{r.key.split('.', 1)[1]}: " + ", ".join(f"{lib} {v:.1f}" for lib, v in r.extra["gflops"].items())
+                       for r in have))
     if checks:
         worst = max(v["grad_max_rel_diff"] for v in checks.values())
         out.append(f"- gradient check (float64, one batch, against numpy-ref): largest relative difference {worst:.1e}")
@@ -625,6 +766,8 @@ def main(argv=None):
             rows += section_mlp(args)
         elif section in ("synth", "mnist"):
             rows += section_epochs(args, section)
+        elif section == "cnn":
+            rows += section_cnn(args)
         else:
             rows += section_gemm(args)
     meta["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None

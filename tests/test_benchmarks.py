@@ -117,3 +117,46 @@ def test_run_rejects_an_unknown_section():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "unknown section" in result.stderr
+
+
+# ---- the CNN benchmarks: flop counts, the PyTorch mirror of a model, cnn_epoch.py end to end ----
+
+import cnn_epoch  # noqa: E402
+import run as bench_run  # noqa: E402
+import train_cnn  # noqa: E402  (cnn_epoch puts experiments/ on the path)
+
+
+def test_conv_flops_counts_the_forward_and_both_gradients_except_the_datas():
+    model = train_cnn.small_cnn(1, 28, np.float32)
+    n = 128
+    conv1 = 2 * n * 32 * 26 * 26 * 9        # the first layer: forward and weight gradient only
+    conv2 = 2 * n * 64 * 11 * 11 * 32 * 9   # forward, weight and input gradients
+    linear = 2 * n * 10 * 1600
+    assert bench_run.conv_flops(model, (n, 1, 28, 28)) == 2 * conv1 + 3 * conv2 + 3 * linear
+
+
+def test_the_torch_mirror_of_a_cnn_computes_what_tapegrad_computes():
+    torch = pytest.importorskip("torch")
+    model = train_cnn.lenet(1, 28, np.float32)  # padding 2 on the first convolution
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 1, 28, 28)).astype(np.float32)
+    with torch.no_grad():
+        theirs = cnn_epoch.torch_model(torch, model)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model(vg.TensorNode(x, requires_grad=False)).value, theirs, atol=1e-5)
+
+
+def test_cnn_epoch_trains_both_libraries_and_writes_its_json(tmp_path):
+    pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 64), ("t10k", 20)):
+        vg.write_idx(str(tmp_path / f"{prefix}-images-idx3-ubyte"), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        vg.write_idx(str(tmp_path / f"{prefix}-labels-idx1-ubyte"), (np.arange(n) % 10).astype(np.uint8))
+    out = tmp_path / "epoch.json"
+    result = subprocess.run([sys.executable, os.path.join(BENCH, "cnn_epoch.py"), "--data-path", str(tmp_path),
+                             "--epochs", "1", "--batch-size", "16", "--threads", "1", "--out", str(out)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert set(data["results"]) == {"tapegrad", "torch"} and data["settings"]["threads"] == 1
+    accuracy = data["summary"]["tapegrad"]["final_accuracy"]
+    assert abs(accuracy - data["summary"]["torch"]["final_accuracy"]) <= 0.05  # same start, same batches
+    assert "s per epoch" in result.stdout

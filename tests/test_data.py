@@ -161,13 +161,13 @@ def test_load_mnist_holds_out_the_last_5000_training_images_for_validation(tmp_p
     np.testing.assert_array_equal(yv, ytrain[10:])
 
 
-def test_load_mnist_final_returns_the_test_set_and_keeps_images_unflattened_on_request(tmp_path):
+def test_load_mnist_final_returns_the_test_set_and_gives_nchw_images_unflattened_on_request(tmp_path):
     xtrain, ytrain, xtest, ytest = write_mnist_folder(tmp_path, ntrain=12, ntest=4)
     (xt, yt), (xs, ys), _ = vg.load_mnist(final=True, flatten=False, path=str(tmp_path))
-    assert xt.shape == (12, 28, 28) and xs.shape == (4, 28, 28) and xt.dtype == np.uint8
-    np.testing.assert_array_equal(xt, xtrain)
+    assert xt.shape == (12, 1, 28, 28) and xs.shape == (4, 1, 28, 28) and xt.dtype == np.uint8  # NCHW
+    np.testing.assert_array_equal(xt[:, 0], xtrain)
     np.testing.assert_array_equal(yt, ytrain)
-    np.testing.assert_array_equal(xs, xtest)
+    np.testing.assert_array_equal(xs[:, 0], xtest)
     np.testing.assert_array_equal(ys, ytest)
 
 
@@ -338,7 +338,7 @@ def test_load_fashion_mnist_downloads_into_the_cache_without_the_debian_package(
     for name in vg.data.FASHION_MNIST_FILES:
         monkeypatch.setitem(vg.data.FASHION_MNIST_FILES, name, hashlib.md5((mirror / name).read_bytes()).hexdigest())
     (xt, yt), _, _ = vg.load_fashion_mnist(final=True, flatten=False)
-    np.testing.assert_array_equal(xt, xtrain)
+    np.testing.assert_array_equal(xt, xtrain[:, None])
     np.testing.assert_array_equal(yt, ytrain)
     assert sorted(os.listdir(cache)) == sorted(vg.data.FASHION_MNIST_FILES)
     assert vg.data.fashion_mnist_folder() == str(cache)
@@ -559,3 +559,145 @@ def test_a_shuffle_seed_that_is_not_an_integer_or_generator_is_a_type_error(seed
         list(vg.batches(x, y, 2, shuffle=True, seed=seed))
     with pytest.raises(TypeError, match="seed must be None"):
         vg.DataLoader(x, y, 2, shuffle=True, seed=seed)
+
+
+# ---- CIFAR-10's binary version: batch files and archives written here ----
+
+CIFAR_FILES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+
+
+def cifar_records(n, seed):
+    """n records of CIFAR-10's binary format: (bytes, images (n, 3, 32, 32) uint8, labels (n,))."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    data = np.concatenate([labels[:, None], images.reshape(n, -1)], axis=1)
+    return data.tobytes(), images, labels
+
+
+def write_cifar_folder(folder, per_batch=3, test=2, seed=0):
+    """The six batch files in folder; returns (train images, train labels, test images, test labels)."""
+    os.makedirs(folder, exist_ok=True)
+    train = []
+    for k, name in enumerate(CIFAR_FILES):
+        data, images, labels = cifar_records(test if name == "test_batch.bin" else per_batch, seed + k)
+        (folder / name).write_bytes(data)
+        train.append((images, labels))
+    xs, ys = np.concatenate([x for x, _ in train[:5]]), np.concatenate([y for _, y in train[:5]])
+    return xs, ys, train[5][0], train[5][1]
+
+
+def write_cifar_archive(path, folder, extra=()):
+    """cifar-10-binary.tar.gz at path from the batch files in folder, under cifar-10-batches-bin/,
+    plus (name, bytes) members from `extra`."""
+    import io
+    import tarfile
+    with tarfile.open(path, "w:gz", compresslevel=1) as tar:
+        for name in CIFAR_FILES:
+            tar.add(folder / name, arcname=f"cifar-10-batches-bin/{name}")
+        for name, data in extra:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_load_cifar10_reads_the_batch_files_as_nchw_float32_images_in_0_1(tmp_path):
+    xtrain, ytrain, xtest, ytest = write_cifar_folder(tmp_path)
+    (xt, yt), (xs, ys), classes = vg.load_cifar10(final=True, path=str(tmp_path))
+    assert classes == 10 and xt.shape == (15, 3, 32, 32) and xs.shape == (2, 3, 32, 32)
+    assert xt.dtype == np.float32 and yt.dtype == np.int64
+    np.testing.assert_array_equal(xt, xtrain / np.float32(255))  # red plane first, rows in order
+    np.testing.assert_array_equal(yt, ytrain)
+    np.testing.assert_array_equal(xs * 255, xtest.astype(np.float32))
+    np.testing.assert_array_equal(ys, ytest)
+    assert len(vg.data.CIFAR10_CLASSES) == 10
+
+
+def test_load_cifar10_without_final_holds_out_the_last_5000_training_images(tmp_path):
+    xtrain, ytrain, _, _ = write_cifar_folder(tmp_path, per_batch=1001)
+    (xt, yt), (xv, yv), _ = vg.load_cifar10(path=str(tmp_path))
+    assert len(xt) == 5 and len(xv) == 5000
+    np.testing.assert_array_equal(yv, ytrain[5:])
+    np.testing.assert_array_equal(xt[-1] * 255, xtrain[4].astype(np.float32))
+
+
+def test_load_cifar10_extracts_the_archive_of_a_folder_and_nothing_but_its_batch_files(tmp_path):
+    source, target = tmp_path / "source", tmp_path / "target"
+    _, ytrain, _, _ = write_cifar_folder(source)
+    target.mkdir()
+    write_cifar_archive(target / "cifar-10-binary.tar.gz", source,
+                        extra=[("../outside.bin", b"x"), ("cifar-10-batches-bin/readme.html", b"<html>")])
+    (_, yt), _, _ = vg.load_cifar10(final=True, path=str(target))
+    np.testing.assert_array_equal(yt, ytrain)
+    assert sorted(os.listdir(target)) == sorted(CIFAR_FILES + ["cifar-10-binary.tar.gz"])
+    assert not (tmp_path / "outside.bin").exists()
+
+
+@pytest.fixture
+def offline_cifar(tmp_path, monkeypatch):
+    """TAPEGRAD_DATA in tmp_path and one file:// mirror folder; returns (cache folder, mirror folder)."""
+    monkeypatch.setenv("TAPEGRAD_DATA", str(tmp_path / "data"))
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    monkeypatch.setattr(vg.data, "CIFAR10_MIRRORS", (mirror.as_uri() + "/",))
+    return tmp_path / "data" / "cifar10", mirror
+
+
+def test_load_cifar10_downloads_the_archive_once_and_keeps_its_batch_files_in_the_cache(offline_cifar, tmp_path,
+                                                                                        monkeypatch):
+    cache, mirror = offline_cifar
+    _, ytrain, _, _ = write_cifar_folder(tmp_path / "source")
+    archive = write_cifar_archive(mirror / "cifar-10-binary.tar.gz", tmp_path / "source")
+    monkeypatch.setattr(vg.data, "CIFAR10_MD5", hashlib.md5(archive.read_bytes()).hexdigest())
+    (_, yt), _, _ = vg.load_cifar10(final=True)
+    np.testing.assert_array_equal(yt, ytrain)
+    assert sorted(os.listdir(cache)) == sorted(CIFAR_FILES) and vg.data.cifar10_folder() == str(cache)
+    archive.unlink()  # a second load needs no network
+    (_, again), _, _ = vg.load_cifar10(final=True)
+    np.testing.assert_array_equal(again, ytrain)
+
+
+def test_load_cifar10_refuses_an_archive_with_the_wrong_checksum_and_says_where_to_put_the_files(offline_cifar,
+                                                                                                 tmp_path):
+    cache, mirror = offline_cifar
+    write_cifar_folder(tmp_path / "source")
+    write_cifar_archive(mirror / "cifar-10-binary.tar.gz", tmp_path / "source")
+    with pytest.raises(RuntimeError) as error:
+        vg.load_cifar10()
+    message = str(error.value)
+    assert "checksum mismatch" in message and "c32a1d4ab5d03f1284b67883e8d87530" in message
+    assert str(cache) in message and "load_cifar10(path=...)" in message and "dataset-fashion-mnist" in message
+    assert not any(name.endswith(".bin") for name in os.listdir(cache))
+
+
+def test_load_cifar10_offline_without_files_raises_the_offline_message(offline_cifar):
+    with pytest.raises(RuntimeError, match="could not download CIFAR-10"):
+        vg.load_cifar10()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[:-5], "not a whole number of 3073-byte records"),
+    (lambda data: bytes([11]) + data[1:], "has label 11"),
+], ids=["truncated", "bad-label"])
+def test_load_cifar10_refuses_a_damaged_batch_file(tmp_path, damage, message):
+    write_cifar_folder(tmp_path)
+    path = tmp_path / "data_batch_2.bin"
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(ValueError, match=message):
+        vg.load_cifar10(final=True, path=str(tmp_path))
+
+
+def test_load_cifar10_names_what_a_folder_lacks(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds neither the six batch files"):
+        vg.load_cifar10(path=str(tmp_path))
+
+
+def test_dataloader_shuffles_without_a_seed_from_numpys_global_generator(fresh_generator):
+    x = np.arange(10)
+    np.random.seed(4)
+    first = np.concatenate([b for b in vg.DataLoader(x, batch_size=3, shuffle=True)])
+    np.random.seed(4)
+    again = np.concatenate([b for b in vg.DataLoader(x, batch_size=3, shuffle=True)])
+    np.testing.assert_array_equal(first, again)
+    assert sorted(first) == list(range(10))

@@ -186,6 +186,107 @@ def test_train_mlp_explains_how_to_get_mnist_when_the_download_fails(tmp_path, m
     assert "Put the four IDX files" in message and "apt-get install dataset-fashion-mnist" in message
 
 
+# ---- train_cnn.py: the blitz classifier, on data the tests write ----
+
+CIFAR_BATCHES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+
+
+def write_cifar(folder, per_batch=12, test=20, seed=0):
+    """CIFAR-10's six binary batch files: records of a label byte and 3072 pixel bytes; returns the test labels."""
+    import numpy as np
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = None
+    for name in CIFAR_BATCHES:
+        n = test if name == "test_batch.bin" else per_batch
+        labels = np.arange(n, dtype=np.uint8) % 10
+        pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(np.concatenate([labels[:, None], pixels], axis=1).tobytes())
+    return labels
+
+
+def write_fashion(folder, ntrain=64, ntest=20, seed=0):
+    """Fashion-MNIST's four IDX files (uncompressed) with random pixels and labels 0..9 in turn."""
+    import numpy as np
+    import tapegrad as vg
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for prefix, n in (("train", ntrain), ("t10k", ntest)):
+        vg.write_idx(str(folder / f"{prefix}-images-idx3-ubyte"), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        vg.write_idx(str(folder / f"{prefix}-labels-idx1-ubyte"), (np.arange(n) % 10).astype(np.uint8))
+
+
+def cnn(*args, **kwargs):
+    return run_script("train_cnn.py", "--no-progress", *args, **kwargs)
+
+
+def test_train_cnn_runs_the_blitz_on_cifar10_with_its_running_loss_and_accuracy_per_class(tmp_path):
+    write_cifar(tmp_path / "cifar")
+    result = cnn("-D", "cifar10", "--data-path", tmp_path / "cifar", "--print-every", "5", "--seed", "0",
+                 tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "## CIFAR-10: 60 training images and 20 test images of 3 x 32 x 32" in out
+    assert "## model: lenet (62006 parameters, float32); sgd lr 0.001 momentum 0.9, batch 4" in out  # the blitz's
+    assert re.findall(r"^\[(\d), +(\d+)\] loss: [0-9.]+$", out, re.M) == [("1", "5"), ("1", "10"), ("1", "15"),
+                                                                        ("2", "5"), ("2", "10"), ("2", "15")]
+    assert "Finished Training" in out
+    assert re.search(r"^Accuracy of the network on the 20 test images: \d+ %$", out, re.M)
+    assert len(re.findall(r"^Accuracy for class: (plane|car|bird|cat|deer|dog|frog|horse|ship|truck) +is [0-9.]+ %$",
+                          out, re.M)) == 10
+
+
+def test_train_cnn_without_cifar10_falls_back_to_fashion_mnist_with_the_small_model(tmp_path):
+    write_fashion(tmp_path / "fashion")  # a folder without CIFAR-10's files
+    result = cnn("--model", "small", "-D", "auto", "-e", "1", "-b", "16", "-o", "adam", "--print-every", "2",
+                 "--seed", "1", "--data-path", tmp_path / "fashion", tmp_path=tmp_path, hide=("tqdm",))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "CIFAR-10 is not available" in out and "training on Fashion-MNIST instead" in out
+    assert "## model: small (34826 parameters, float32); adam lr 0.001, batch 16" in out
+    assert len(re.findall(r"^\[1, +\d+\] loss:", out, re.M)) == 2
+    assert "Accuracy for class: sneaker" in out
+
+
+def test_train_cnn_runs_lenet_on_fashion_mnist_by_padding_to_32_pixels(tmp_path):
+    write_fashion(tmp_path / "fashion")
+    result = cnn("-D", "fashion", "--data-path", tmp_path / "fashion", "-e", "1", "-b", "8", "--seed", "0",
+                 "--dtype", "float64", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "of 1 x 28 x 28" in result.stdout and "lenet (61706 parameters, float64)" in result.stdout
+
+
+def test_train_cnn_saves_a_model_that_a_later_run_tests_again(tmp_path):
+    write_cifar(tmp_path / "cifar")
+    flags = ["-D", "cifar10", "--data-path", tmp_path / "cifar", "--model", "small", "-b", "8", "--seed", "2"]
+    first = cnn(*flags, "-e", "1", "--save", tmp_path / "cnn.npz", tmp_path=tmp_path)
+    assert first.returncode == 0, first.stderr
+    tested = re.search(r"on the 20 test images: (\d+) %", first.stdout).group(1)
+    again = cnn(*flags, "-e", "0", "--load", tmp_path / "cnn.npz", tmp_path=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "trained for 1 epochs" in again.stdout and f"on the 20 test images: {tested} %" in again.stdout
+    other = cnn(*flags[:-4], "--model", "lenet", "-e", "0", "--load", tmp_path / "cnn.npz", tmp_path=tmp_path)
+    assert other.returncode != 0 and "model: small in the checkpoint, lenet here" in other.stderr
+
+
+def test_train_cnn_plots_its_running_loss_and_accuracy(tmp_path, matplotlib):
+    write_cifar(tmp_path / "cifar")
+    result = cnn("-D", "cifar10", "--data-path", tmp_path / "cifar", "-e", "1", "--print-every", "3",
+                 "--plot", tmp_path / "curves.png", tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert_png(tmp_path / "curves.png")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["-o", "adam", "--momentum", "0.5"], "--momentum applies to sgd and rmsprop"),
+    (["-b", "0"], "batch size"),
+    (["-D", "cifar10", "--data-path", "/no/such/folder"], "could not load CIFAR-10"),
+])
+def test_train_cnn_rejects_bad_flags(tmp_path, flags, message):
+    result = cnn("-e", "1", *flags, tmp_path=tmp_path)
+    assert result.returncode != 0 and message in result.stderr
+
+
 # ---- the lab scripts ----
 
 LABS = {  # script: (quick arguments, what its output must say)

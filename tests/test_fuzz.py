@@ -1160,6 +1160,188 @@ def make_python_op(g):
     return Step(f"PyTanh.do_forward({g.names[i]})", (i,), PyTanh.do_forward, np.tanh, x.dtype, rel_plus_one)
 
 
+# ---- convolution and pooling ----
+
+def image_shape(g, x):
+    """A 4-d (N, C, H, W) shape for x's elements (x's own when it is 4-d), or, sometimes when wild,
+    x's shape as it is, whatever its rank."""
+    if x.ndim == 4 or (g.wild() and g.draw(st.booleans(), "keep the rank")):
+        return x.shape
+    rest, dims = x.value.size, []
+    for label, options in (("N", (1, 2)), ("C", (1, 2, 3)), ("H", (1, 2, 3, 4))):
+        d = g.draw(st.sampled_from([k for k in options if rest % k == 0] or [1]), label)
+        dims.append(d)
+        rest //= d
+    return tuple(dims) + (rest,)
+
+
+def as_images(shape):
+    """run/ref helpers: reshape a node or an array to `shape` (a no-op when it already has it)."""
+    return (lambda v: v if v.shape == shape else vg.reshape(v, shape)), (lambda a: np.reshape(a, shape))
+
+
+def small_window(g, name, low, high, wild_values):
+    """A window argument: an int or a pair in [low, high], sometimes (when wild) an invalid one."""
+    if g.wild():
+        return g.draw(st.sampled_from(wild_values), f"wild {name}")
+    value = g.draw(st.one_of(st.integers(low, high), st.tuples(st.integers(low, high), st.integers(low, high))), name)
+    return value
+
+
+def pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def window_fits(shape, kernel, stride, padding, dilation=(1, 1)):
+    """Whether numpy's reference accepts the window: positive stride and dilation, padding >= 0,
+    and the dilated kernel within the padded input."""
+    if len(shape) != 4 or min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(kernel) < 1:
+        return False
+    return all(d * (k - 1) + 1 <= n + 2 * p for d, k, n, p in zip(dilation, kernel, shape[2:], padding))
+
+
+def make_conv(g):
+    i = len(g.nodes) - 1 if g.mode == "grad" else g.pick()
+    x = g.nodes[i]
+    shape = image_shape(g, x)
+    to_images, ref_images = as_images(shape)
+    channels = shape[1] if len(shape) == 4 else 1
+    groups = g.draw(st.sampled_from([d for d in (1, 2, 3) if channels % d == 0]), "groups")
+    if g.wild():
+        groups = g.draw(st.sampled_from([0, -1, 2, 4]), "wild groups")
+    per_group = g.draw(st.sampled_from([1, 2]), "outputs per group")
+    outputs = max(groups, 1) * per_group
+    kernel = pair(small_window(g, "kernel", 1, 3, [1, 2, 3]))
+    in_per_group = channels // groups if groups > 0 and channels % groups == 0 else channels
+    if g.wild():
+        in_per_group = g.draw(st.sampled_from([in_per_group, in_per_group + 1, 0]), "wild weight channels")
+    w = g.constant((outputs, in_per_group) + kernel, [np.float64, np.float32])
+    bias_shape = g.draw(st.sampled_from([None, (outputs,)] + ([] if g.mode == "grad" else [(outputs + 1,), (1, outputs)])))
+    b = None if bias_shape is None else g.constant(bias_shape, [np.float64, np.float32])
+    stride = small_window(g, "stride", 1, 2, [0, -1, (1, 0), 3])
+    padding = small_window(g, "padding", 0, 1, [-1, (0, -2), 2, "valid"])
+    dilation = small_window(g, "dilation", 1, 2, [0, (1, -1), 3])
+    dtype = result_dtype(x, w, *([] if b is None else [b]))
+    wr = as_ref(w, dtype)
+    br = None if b is None else as_ref(b, dtype)
+
+    def checked(v):
+        pad_ = (0, 0) if padding == "valid" else pair(padding)
+        if v.ndim != 4 or groups < 1 or v.shape[1] % groups or outputs % groups or wr.shape[1] * groups != v.shape[1]:
+            raise Rejected("conv2d: shapes")
+        if br is not None and br.shape != (outputs,):
+            raise Rejected("conv2d: bias shape")
+        if not window_fits(v.shape, kernel, pair(stride), pad_, pair(dilation)):
+            raise Rejected("conv2d: window")
+        return pad_
+
+    def ref(v):
+        v = ref_images(v)
+        pad_ = checked(v)
+        return reference.conv2d(v, wr, br, pair(stride), pad_, pair(dilation), groups)
+
+    def scale(v, out):
+        v = ref_images(v)
+        pad_ = checked(v)
+        return reference.conv2d(np.abs(v), np.abs(wr), None if br is None else np.abs(br), pair(stride), pad_,
+                                pair(dilation), groups) + 1e-300
+
+    def run(v):
+        return vg.conv2d(to_images(v), w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+    code = (f"vg.conv2d(reshape({g.names[i]}, {shape}), W{w.shape}, {'None' if b is None else f'b{b.shape}'}, "
+            f"stride={stride!r}, padding={padding!r}, dilation={dilation!r}, groups={groups})")
+    return Step(code, (i,), run, ref, dtype, scale)
+
+
+def make_pool(g):
+    i = len(g.nodes) - 1 if g.mode == "grad" else g.pick()
+    x = g.nodes[i]
+    shape = image_shape(g, x)
+    to_images, ref_images = as_images(shape)
+    which = g.draw(st.sampled_from(["max", "avg", "adaptive"]), "pool")
+    if which == "adaptive":
+        size = g.draw(st.one_of(st.integers(0 if g.mode != "grad" else 1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)),
+                                st.just((None, 2))), "output_size")
+        if g.wild():
+            size = g.draw(st.sampled_from([-1, (2, -1), (1, 2, 3)]), "wild output_size")
+
+        def resolved(v):
+            if v.ndim != 4 or (isinstance(size, tuple) and len(size) != 2):
+                raise Rejected("adaptive_avg_pool2d: shapes")
+            out = tuple(v.shape[2 + a] if s is None else s for a, s in enumerate(pair(size)))
+            if min(out) < 0 or any(v.shape[2 + a] == 0 and out[a] > 0 for a in (0, 1)):
+                raise Rejected("adaptive_avg_pool2d: size")
+            return out
+
+        def ref(v):
+            v = ref_images(v)
+            return reference.adaptive_avg_pool2d(v, resolved(v))
+
+        code = f"vg.adaptive_avg_pool2d(reshape({g.names[i]}, {shape}), {size!r})"
+        return Step(code, (i,), lambda v: vg.adaptive_avg_pool2d(to_images(v), size), ref, x.dtype,
+                    lambda v, out: np.abs(out) + np.max(np.abs(v), initial=0.0))
+    kernel = small_window(g, "kernel_size", 1, 3, [0, (2, -1)])
+    stride = None if g.draw(st.booleans(), "default stride") else small_window(g, "stride", 1, 2, [0, (-1, 1)])
+    padding = small_window(g, "padding", 0, 1, [-1, 2, (0, 3)])
+    ceil_mode = g.draw(st.booleans(), "ceil_mode")
+    k = pair(kernel)
+    s_ = k if stride is None else pair(stride)
+    p_ = pair(padding)
+    if which == "max":
+        dilation = small_window(g, "dilation", 1, 2, [0, (1, -1)])
+        d_ = pair(dilation)
+
+        def ref(v):
+            v = ref_images(v)
+            if not window_fits(v.shape, k, s_, p_, d_) or any(p > (d * (kk - 1) + 1) // 2 for p, d, kk in zip(p_, d_, k)):
+                raise Rejected("max_pool2d: window")
+            return reference.max_pool2d(v, k, s_, p_, d_, ceil_mode)
+
+        code = (f"vg.max_pool2d(reshape({g.names[i]}, {shape}), {kernel!r}, {stride!r}, {padding!r}, {dilation!r}, "
+                f"ceil_mode={ceil_mode})")
+        return Step(code, (i,), lambda v: vg.max_pool2d(to_images(v), kernel, stride, padding, dilation, ceil_mode),
+                    ref, x.dtype, None)
+    count_include_pad = g.draw(st.booleans(), "count_include_pad")
+    divisor = g.draw(st.sampled_from([None, None, 2]), "divisor_override")
+
+    def ref(v):
+        v = ref_images(v)
+        if not window_fits(v.shape, k, s_, p_) or any(p > kk // 2 for p, kk in zip(p_, k)):
+            raise Rejected("avg_pool2d: window")
+        return reference.avg_pool2d(v, k, s_, p_, ceil_mode, count_include_pad, divisor)
+
+    def scale(v, out):
+        return np.abs(out) + np.max(np.abs(v), initial=0.0)
+
+    code = (f"vg.avg_pool2d(reshape({g.names[i]}, {shape}), {kernel!r}, {stride!r}, {padding!r}, ceil_mode={ceil_mode}, "
+            f"count_include_pad={count_include_pad}, divisor_override={divisor})")
+    return Step(code, (i,), lambda v: vg.avg_pool2d(to_images(v), kernel, stride, padding, ceil_mode, count_include_pad,
+                                                    divisor), ref, x.dtype, scale)
+
+
+def make_pad(g):
+    i = len(g.nodes) - 1 if g.mode == "grad" else g.pick()
+    x = g.nodes[i]
+    pairs = g.draw(st.integers(0, x.ndim), "padded axes")
+    amounts = g.draw(st.lists(st.integers(-1 if g.mode != "grad" else 0, 2), min_size=2 * pairs, max_size=2 * pairs), "pad")
+    if g.wild():
+        amounts = g.draw(st.sampled_from([amounts + [1], [1] * (2 * x.ndim + 2), [-5, -5], amounts]), "wild pad")
+    value = g.draw(st.sampled_from([None, 0.5, -2.0]) if g.mode == "grad" else st.sampled_from([None, 1.5, np.inf, np.nan]),
+                   "value")
+
+    def ref(v):
+        if len(amounts) % 2 or len(amounts) // 2 > v.ndim:
+            raise Rejected("pad: amounts")
+        for k in range(len(amounts) // 2):
+            if v.shape[v.ndim - 1 - k] + amounts[2 * k] + amounts[2 * k + 1] < 0:
+                raise Rejected("pad: negative size")
+        return reference.pad(v, amounts, 0.0 if value is None else value)
+
+    return Step(f"vg.pad({g.names[i]}, {amounts!r}, value={value!r})", (i,), lambda v: vg.pad(v, amounts, value=value),
+                ref, x.dtype, None)
+
+
 INPLACE = {"+=": (vg.add, np.add), "-=": (vg.subtract, np.subtract), "*=": (vg.multiply, np.multiply),
            "/=": (vg.divide, np.divide)}
 
@@ -1214,12 +1396,12 @@ OPERATORS_INPLACE = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.im
 MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
           make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
           make_broadcast_to, make_expand, make_join, make_getitem, make_getitem, make_cross_entropy, make_softmax,
-          make_pair_loss, make_gather, make_id, make_python_op, make_inplace]
+          make_pair_loss, make_gather, make_id, make_python_op, make_inplace, make_conv, make_pool, make_pad]
 
 GRAD_MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
                make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
                make_broadcast_to, make_expand, make_join, make_getitem, make_cross_entropy, make_softmax,
-               make_pair_loss, make_id, make_python_op]
+               make_pair_loss, make_id, make_python_op, make_conv, make_pool, make_pad]
 
 # The engine ops each maker applies (by their rows' names): together, every row of the table, which
 # test_fuzz_applies_every_op_of_the_engine checks.
@@ -1236,6 +1418,7 @@ COVERS = {
     make_cross_entropy: {"cross_entropy", "select"}, make_softmax: {"softmax", "log_softmax"},
     make_pair_loss: {"mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"},
     make_gather: {"gather"}, make_id: {"id"},
+    make_conv: {"conv2d"}, make_pool: {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"}, make_pad: {"pad"},
 }
 
 

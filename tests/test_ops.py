@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tapegrad as vg
+import reference
 from helpers import engine_grads, numeric_grads
 from reference import (BINARY, REDUCTIONS, UNARY, away_from_zero, count, distinct, log_softmax, logsumexp, positive,
                        probability, real, restored, scattered, sigmoid, softmax, sum_to_shape, unit_interval)
@@ -452,6 +453,124 @@ CASES += [
          lambda G, a, b, local=local: tuple(per_element(G, a, "mean") * g for g in local(a, b)), domains)
     for op, _, fwd, local, domains in LOSSES
 ]
+
+
+# ---- convolution and pooling (NCHW) ----
+
+def two(v):
+    """An int or a pair as a pair, as vg's functions read their window arguments."""
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_ref(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    if padding == "same":  # torch's rule: half the total on each side, the odd one at the bottom and right
+        total = [two(dilation)[a] * (w.shape[2 + a] - 1) for a in (0, 1)]
+        x = reference.pad(x, (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2))
+        padding = 0
+    padding = 0 if padding == "valid" else padding
+    return reference.conv2d(x, w, b, two(stride), two(padding), two(dilation), groups)
+
+
+def conv_grads(G, x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
+    padding = 0 if padding == "valid" else padding
+    return reference.conv2d_grads(G, x, w, b, two(stride), two(padding), two(dilation), groups)
+
+
+CONV_CASES = [
+    # id, shapes (input, weight[, bias]), keyword arguments of vg.conv2d
+    ("plain", ((2, 3, 5, 6), (4, 3, 3, 2), (4,)), {}),
+    ("stride2-padding1", ((2, 2, 6, 5), (3, 2, 3, 3), (3,)), {"stride": 2, "padding": 1}),
+    ("dilation-padding-pairs-no-bias", ((1, 2, 7, 6), (2, 2, 2, 3)), {"dilation": (2, 1), "padding": (1, 2)}),
+    ("groups2", ((2, 4, 5, 5), (6, 2, 3, 3), (6,)), {"groups": 2}),
+    ("depthwise-strided", ((1, 3, 5, 6), (3, 1, 2, 2)), {"groups": 3, "stride": (1, 2)}),
+    ("pointwise-1x1", ((2, 3, 4, 4), (5, 3, 1, 1), (5,)), {}),
+    ("window-of-90-values-by-gemm", ((1, 10, 4, 4), (2, 10, 3, 3), (2,)), {"padding": 1}),
+    ("padding-valid", ((1, 2, 4, 5), (2, 2, 2, 2)), {"padding": "valid"}),
+]
+CASES += [
+    Case(f"Convolution2D-{name}", vg.Convolution2D, shapes, conv_ref, conv_grads, constants=fixed(**kw),
+         call=lambda *xs, **kw: vg.conv2d(*xs, **kw))
+    for name, shapes, kw in CONV_CASES
+]
+def same_padding_grads(G, x, w, b, amounts):
+    """Gradients of conv2d(pad(x, amounts), w, b): the input's through the padding."""
+    dx, dw, db = conv_grads(G, reference.pad(x, amounts), w, b)
+    return reference.pad_grad(dx, x, amounts), dw, db
+
+
+CASES += [  # padding='same' with an odd total goes through Pad first; the class without the function
+    Case("Convolution2D-padding-same-odd", vg.Convolution2D, ((1, 2, 5, 6), (2, 2, 2, 3), (2,)), conv_ref,
+         lambda G, x, w, b, padding: same_padding_grads(G, x, w, b, (1, 1, 0, 1)), constants=fixed(padding="same"), call=lambda *xs, **kw: vg.conv2d(*xs, **kw)),
+    Case("Convolution2D-op", vg.Convolution2D, ((2, 2, 4, 4), (3, 2, 2, 2)),
+         lambda x, w, **kw: reference.conv2d(x, w, None, **kw), lambda G, x, w, **kw: reference.conv2d_grads(G, x, w, **kw),
+         constants=fixed(stride=(1, 1), padding=(1, 0), dilation=(1, 1))),
+]
+
+MAX_POOL_CASES = [
+    ((2, 3, 6, 6), {"kernel_size": 2}),
+    ((1, 2, 5, 7), {"kernel_size": 2}),  # odd sizes: the last row and column are in no window
+    ((1, 2, 7, 5), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ((1, 2, 5, 5), {"kernel_size": 2, "stride": 1}),  # overlapping windows
+    ((1, 2, 7, 7), {"kernel_size": (3, 2), "stride": (2, 1), "dilation": (1, 2), "ceil_mode": True}),
+]
+
+
+def pool_args(kernel_size, stride=None, padding=0, **rest):
+    return dict(kernel_size=two(kernel_size), stride=two(kernel_size if stride is None else stride),
+                padding=two(padding), **{k: (two(v) if k == "dilation" else v) for k, v in rest.items()})
+
+
+CASES += [
+    Case(f"MaxPooling2D-{shape}-{kw}", vg.MaxPooling2D, (shape,), lambda x, **kw: reference.max_pool2d(x, **pool_args(**kw)),
+         lambda G, x, **kw: (reference.max_pool2d_grad(G, x, **pool_args(**kw)),), (distinct,), fixed(**kw),
+         call=lambda x, **kw: vg.max_pool2d(x, **kw))
+    for shape, kw in MAX_POOL_CASES
+]
+AVG_POOL_CASES = [
+    ((2, 3, 6, 6), {"kernel_size": 2}),
+    ((1, 2, 7, 5), {"kernel_size": 3, "stride": 2, "padding": 1}),
+    ((1, 2, 7, 5), {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": False}),
+    ((1, 2, 6, 7), {"kernel_size": (3, 2), "stride": 2, "padding": 1, "ceil_mode": True}),
+    ((1, 1, 5, 5), {"kernel_size": 3, "stride": 1, "divisor_override": 4}),
+]
+CASES += [
+    Case(f"AvgPooling2D-{shape}-{kw}", vg.AvgPooling2D, (shape,), lambda x, **kw: reference.avg_pool2d(x, **pool_args(**kw)),
+         lambda G, x, **kw: (reference.avg_pool2d_grad(G, x, **pool_args(**kw)),), constants=fixed(**kw),
+         call=lambda x, **kw: vg.avg_pool2d(x, **kw))
+    for shape, kw in AVG_POOL_CASES
+]
+CASES += [
+    Case(f"AdaptiveAvgPooling2D-{shape}-{size}", vg.AdaptiveAvgPooling2D, (shape,),
+         lambda x, output_size, resolved=resolved: reference.adaptive_avg_pool2d(x, resolved),
+         lambda G, x, output_size, resolved=resolved: (reference.adaptive_avg_pool2d_grad(G, x, resolved),),
+         constants=fixed(output_size=size), call=vg.adaptive_avg_pool2d)
+    for shape, size, resolved in [((2, 3, 7, 5), (3, 2), (3, 2)), ((1, 2, 4, 4), 1, (1, 1)),
+                                  ((1, 1, 5, 6), (None, 4), (5, 4)), ((1, 1, 3, 3), 5, (5, 5))]
+]
+CASES += [
+    Case(f"Pad-{shape}-{amounts}-value{value}", vg.Pad, (shape,),
+         lambda x, pad, value: reference.pad(x, pad, 0.0 if value is None else value),
+         lambda G, x, pad, value: (reference.pad_grad(G, x, pad),), constants=fixed(pad=amounts, value=value),
+         call=vg.pad)
+    for shape, amounts, value in [((2, 3), (1, 2), None), ((2, 3, 4), (1, 0, -1, 2), 0.5),
+                                  ((1, 2, 3, 4), (1, 1, 1, 1, 0, 1), -2.0), ((3,), (-1, -2), None)]
+]
+CASES += [
+    Case(f"Reshape-flatten-{shape}-from{start}-to{end}", vg.Reshape, (shape,),
+         lambda x, start_dim, end_dim: np.reshape(x, torch_flatten_shape(x.shape, start_dim, end_dim)),
+         lambda G, x, start_dim, end_dim: (G.reshape(x.shape),), constants=fixed(start_dim=start, end_dim=end),
+         call=vg.flatten)
+    for shape, start, end in [((2, 3, 4, 5), 1, -1), ((2, 3, 4), 0, 1), ((2, 3, 4), -2, -1), ((2, 3), 1, 1), ((), 0, -1)]
+]
+
+
+def torch_flatten_shape(shape, start, end):
+    """The shape torch.flatten gives: axes start..end merged (a 0-d tensor becomes (1,))."""
+    if not shape:
+        return (1,)
+    start, end = start % len(shape), end % len(shape)
+    return shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:]
+
 
 COMPARISON_OPS = [vg.Equal, vg.NotEqual, vg.Less, vg.LessEqual, vg.Greater, vg.GreaterEqual]
 

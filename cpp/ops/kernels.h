@@ -62,6 +62,14 @@ Shapes shape_pair_loss(const Call&);
 TG_KERNELS(softmax); TG_KERNELS(log_softmax); TG_KERNELS(cross_entropy);
 TG_KERNELS(binary_cross_entropy); TG_KERNELS(binary_cross_entropy_with_logits); TG_KERNELS(mse_loss);
 
+// conv.cpp
+Shapes shape_conv2d(const Call&);
+Shapes shape_max_pool2d(const Call&);
+Shapes shape_avg_pool2d(const Call&);
+Shapes shape_adaptive_avg_pool2d(const Call&);
+Shapes shape_pad(const Call&);
+TG_KERNELS(conv2d); TG_KERNELS(max_pool2d); TG_KERNELS(avg_pool2d); TG_KERNELS(adaptive_avg_pool2d); TG_KERNELS(pad);
+
 #undef TG_KERNELS
 
 }  // namespace tg

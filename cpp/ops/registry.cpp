@@ -77,6 +77,18 @@ const std::vector<OpDef>& op_table() {
         {"binary_cross_entropy_with_logits", 2, {reduction}, shape_pair_loss, fwd_binary_cross_entropy_with_logits,
          bwd_binary_cross_entropy_with_logits, saves_in},
         {"mse_loss", 2, {reduction}, shape_pair_loss, fwd_mse_loss, bwd_mse_loss, saves_in},
+        // convolution and pooling on NCHW images (pairs are (height, width))
+        {"conv2d", any, {integers("stride"), integers("padding"), integers("dilation"), integer("groups", 1)},
+         shape_conv2d, fwd_conv2d, bwd_conv2d, saves_in},
+        {"max_pool2d", 1, {integers("kernel_size"), integers("stride"), integers("padding"), integers("dilation"),
+                           flag("ceil_mode", false)},
+         shape_max_pool2d, fwd_max_pool2d, bwd_max_pool2d, saves_both},
+        {"avg_pool2d", 1, {integers("kernel_size"), integers("stride"), integers("padding"), flag("ceil_mode", false),
+                           flag("count_include_pad", true), integer("divisor_override", 0)},
+         shape_avg_pool2d, fwd_avg_pool2d, bwd_avg_pool2d, saves_none},
+        {"adaptive_avg_pool2d", 1, {integers("output_size")}, shape_adaptive_avg_pool2d, fwd_adaptive_avg_pool2d,
+         bwd_adaptive_avg_pool2d, saves_none},
+        {"pad", 1, {integers("pad"), real("value", 0)}, shape_pad, fwd_pad, bwd_pad, saves_none},
     };
     return table;
 }

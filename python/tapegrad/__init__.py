@@ -16,6 +16,7 @@ from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot
 from .draw import Drawing, draw
 from .data import DataLoader, batches, load_five_points, write_idx
+from .data import load_cifar10
 from .init import manual_seed
 from .nn import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
 

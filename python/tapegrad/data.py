@@ -3,6 +3,8 @@
 - ``load_synth``: vugrad's synthetic ellipse task; ``load_five_points``: the labs' five-point toy set.
 - ``load_mnist`` / ``load_fashion_mnist``: IDX files from a folder the user names, from Debian's
   dataset-fashion-mnist, or downloaded once into a cache folder (checksums verified, several mirrors).
+- ``load_cifar10``: the binary version of CIFAR-10 (never its pickles), from a folder or downloaded
+  once into the cache folder (md5 checked), as NCHW float32 images.
 - ``read_idx`` / ``write_idx``: the IDX format (raw or gzipped).
 - ``batches`` / ``DataLoader``: mini-batches, optionally shuffled (seeded) and without a short last one.
 """
@@ -196,6 +198,9 @@ def _load_idx_set(folder, final, flatten, name):
     if flatten:
         xtrain = xtrain.reshape(len(xtrain), -1)
         xtest = xtest.reshape(len(xtest), -1)
+    else:  # NCHW: one channel, as conv2d wants
+        xtrain = xtrain.reshape((len(xtrain), 1) + xtrain.shape[1:])
+        xtest = xtest.reshape((len(xtest), 1) + xtest.shape[1:])
     if not final:  # the last 5000 training images serve as validation; the test set stays hidden
         if len(xtrain) <= 5000:
             raise ValueError(f"{name}: {folder} has {len(xtrain)} training images; splitting off 5000 for "
@@ -216,7 +221,8 @@ def load_mnist(final=False, flatten=True, path=None):
     """MNIST as in vugrad: ``(xtrain, ytrain), (xval, yval), 10`` with uint8 pixels (0-255).
 
     With ``final=False`` the validation set is the last 5000 training images; with ``final=True`` it
-    is the test set. ``flatten`` gives images as rows of 784 values, else (n, 28, 28); labels are int64.
+    is the test set. ``flatten`` gives images as rows of 784 values, else as NCHW images (n, 1, 28, 28)
+for conv2d; labels are int64.
     Reads the IDX files (gzipped or not) from ``path`` when given; otherwise from the cache folder
     (``mnist_folder()``: $TAPEGRAD_DATA/mnist or ~/.cache/tapegrad/mnist), downloading them there
     once, with md5 checksums verified and a second mirror tried when the first fails. Offline, the
@@ -233,7 +239,8 @@ def load_mnist(final=False, flatten=True, path=None):
 
 
 def load_fashion_mnist(final=False, flatten=True, path=None):
-    """Fashion-MNIST, in the same form as ``load_mnist`` (10 classes of clothing, 28 x 28 uint8).
+    """Fashion-MNIST, in the same form as ``load_mnist`` (10 classes of clothing, 28 x 28 uint8):
+    rows of 784 pixels, or with ``flatten=False`` NCHW images (n, 1, 28, 28).
 
     Reads the IDX files from ``path`` when given; else from Debian's package dataset-fashion-mnist
     (``/usr/share/datasets/fashion-mnist``, offline) when it is installed; else from the cache folder
@@ -253,6 +260,117 @@ def load_fashion_mnist(final=False, flatten=True, path=None):
               "use another cache folder), or pass load_fashion_mnist(path=...) a folder that holds them.")
     _cached(folder, FASHION_MNIST_FILES, FASHION_MNIST_MIRRORS, "Fashion-MNIST", how_to)
     return _load_idx_set(folder, final, flatten, "load_fashion_mnist")
+
+
+# ---- CIFAR-10 (the binary version: records of bytes, never pickles) ----
+
+CIFAR10_ARCHIVE = "cifar-10-binary.tar.gz"
+CIFAR10_MD5 = "c32a1d4ab5d03f1284b67883e8d87530"  # published on the data set's page
+CIFAR10_MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
+CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST = "test_batch.bin"
+CIFAR10_CLASSES = ("plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_RECORD = 1 + 3 * 32 * 32  # a label byte, then 1024 red, 1024 green and 1024 blue pixel bytes
+
+
+def cifar10_folder():
+    """Where CIFAR-10 is cached: $TAPEGRAD_DATA/cifar10, else ~/.cache/tapegrad/cifar10."""
+    return os.path.join(data_folder(), "cifar10")
+
+
+def _cifar10_files(folder):
+    """The six batch files in folder or in its cifar-10-batches-bin (the archive's folder), or None."""
+    for where in (folder, os.path.join(folder, "cifar-10-batches-bin")):
+        paths = [os.path.join(where, name) for name in CIFAR10_TRAIN + (CIFAR10_TEST,)]
+        if all(os.path.isfile(p) for p in paths):
+            return paths
+    return None
+
+
+def _extract_cifar10(archive, folder):
+    """The six batch files of the archive into folder, each written under a temporary name first.
+    Only those members are read: no other path of the archive reaches the disk."""
+    import tarfile
+
+    wanted = set(CIFAR10_TRAIN + (CIFAR10_TEST,))
+    found = set()
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:
+                name = os.path.basename(member.name)
+                if not member.isfile() or name not in wanted or name in found:
+                    continue
+                tmp = os.path.join(folder, name + ".part")
+                with tar.extractfile(member) as src, open(tmp, "wb") as dst:
+                    for chunk in iter(lambda: src.read(1 << 20), b""):
+                        dst.write(chunk)
+                os.replace(tmp, os.path.join(folder, name))
+                found.add(name)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+        raise ValueError(f"load_cifar10: {archive} is not a readable tar.gz archive ({e})") from None
+    if found != wanted:
+        raise ValueError(f"load_cifar10: {archive} lacks {', '.join(sorted(wanted - found))}")
+
+
+def _read_cifar10_batch(path):
+    """(images (n, 3, 32, 32) float32 in [0, 1], labels (n,) int64) of one batch file."""
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0 or data.size % CIFAR10_RECORD:
+        raise ValueError(f"load_cifar10: {path} holds {data.size} bytes, not a whole number of "
+                         f"{CIFAR10_RECORD}-byte records")
+    records = data.reshape(-1, CIFAR10_RECORD)
+    labels = records[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"load_cifar10: {path} has label {labels.max()}; CIFAR-10's labels are 0-9")
+    images = records[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / np.float32(255)
+    return images, labels
+
+
+def load_cifar10(final=False, path=None):
+    """CIFAR-10 as NCHW images: ``(xtrain, ytrain), (xval, yval), 10``, the images float32 of shape
+    (n, 3, 32, 32) with pixels in [0, 1] (byte / 255), the labels int64 in 0-9 (names in
+    ``CIFAR10_CLASSES``).
+
+    As ``load_mnist``: with ``final=False`` the validation set is the last 5000 of the 50000 training
+    images; with ``final=True`` it is the 10000 test images. Reads the binary version (records of a
+    label byte and 3072 pixel bytes; never the pickled Python version) from ``path`` when given: a
+    folder with the six .bin files (or their cifar-10-batches-bin folder) or with
+    cifar-10-binary.tar.gz. Otherwise from the cache folder (``cifar10_folder()``), downloading the
+    archive there once (162 MB, md5 checked) and extracting its six batch files. Offline, the
+    RuntimeError says where to put the files.
+    """
+    if path is not None:
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"load_cifar10: no folder {path}")
+        paths = _cifar10_files(path)
+        if paths is None:
+            archive = os.path.join(path, CIFAR10_ARCHIVE)
+            if not os.path.isfile(archive):
+                raise FileNotFoundError(f"load_cifar10: {path} holds neither the six batch files "
+                                        f"({', '.join(CIFAR10_TRAIN)}, {CIFAR10_TEST}) nor {CIFAR10_ARCHIVE}")
+            _extract_cifar10(archive, path)
+            paths = _cifar10_files(path)
+    else:
+        folder = cifar10_folder()
+        paths = _cifar10_files(folder)
+        if paths is None:
+            how_to = (f"Put {CIFAR10_ARCHIVE} (the binary version from https://www.cs.toronto.edu/~kriz/cifar.html) "
+                      f"or its six .bin files in {folder} (set TAPEGRAD_DATA to use another cache folder), or pass "
+                      "load_cifar10(path=...) a folder that holds them. Offline, Fashion-MNIST works: apt-get "
+                      "install dataset-fashion-mnist, then load_fashion_mnist(flatten=False).")
+            _cached(folder, {CIFAR10_ARCHIVE: CIFAR10_MD5}, CIFAR10_MIRRORS, "CIFAR-10", how_to)
+            archive = os.path.join(folder, CIFAR10_ARCHIVE)
+            _extract_cifar10(archive, folder)
+            os.remove(archive)  # the batch files hold all of it
+            paths = _cifar10_files(folder)
+    train = [_read_cifar10_batch(p) for p in paths[:5]]
+    xtrain, ytrain = np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train])
+    if final:
+        return (xtrain, ytrain), _read_cifar10_batch(paths[5]), 10
+    if len(xtrain) <= 5000:
+        raise ValueError(f"load_cifar10: the training batches hold {len(xtrain)} images; splitting off 5000 for "
+                         "validation needs more (or use final=True)")
+    return (xtrain[:-5000], ytrain[:-5000]), (xtrain[-5000:], ytrain[-5000:]), 10
 
 
 # ---- mini-batches ----

@@ -136,9 +136,27 @@ def reshape(x, shape):
     return ops.Reshape.do_forward(_node(x, "reshape"), shape=shape)
 
 
-def flatten(x):
-    """The elements as a 1-d node."""
-    return reshape(x, (-1,))
+def flatten(x, start_dim=0, end_dim=-1):
+    """Axes start_dim..end_dim (inclusive) merged into one, as torch.flatten: by default every
+    axis, giving a 1-d node (a 0-d node becomes shape (1,)); ``flatten(x, 1)`` turns images
+    (N, C, H, W) into rows (N, C * H * W). A view (one Reshape)."""
+    x = _node(x, "flatten")
+    shape = x.shape
+    nd = len(shape) or 1
+    dims = []
+    for name, d in (("start_dim", start_dim), ("end_dim", end_dim)):
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            raise TypeError(f"flatten: {name} must be an int, got {type(d).__name__}")
+        if not -nd <= d < nd:
+            raise IndexError(f"flatten: {name} {d} is out of range for a node of shape {shape}")
+        dims.append(int(d) % nd)
+    first, last = dims
+    if first > last:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {shape}")
+    if not shape:
+        return reshape(x, (1,))
+    merged = int(np.prod(shape[first:last + 1], dtype=np.int64))
+    return reshape(x, shape[:first] + (merged,) + shape[last + 1:])
 
 
 def squeeze(x, axis=None):
@@ -275,6 +293,125 @@ def mse_loss(prediction, target, reduction="mean"):
     """Mean (or sum) of squared differences; prediction and target have the same shape."""
     p = _node(prediction, "mse_loss")
     return ops.MSELoss.do_forward(p, _node(target, "mse_loss", p.dtype), reduction=reduction)
+
+
+# ---- convolution and pooling (NCHW) ----
+
+def _two(value, name, op):
+    """An int or a pair of ints as a pair (height, width); TypeError or ValueError naming op."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return (int(value), int(value))
+    if isinstance(value, (tuple, list)) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)) for v in value):
+        if len(value) == 1:
+            return (int(value[0]), int(value[0]))
+        if len(value) == 2:
+            return (int(value[0]), int(value[1]))
+        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {tuple(value)}")
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-d convolution (cross-correlation, as torch.nn.functional.conv2d) of images with filters.
+
+    input (N, C, H, W), weight (O, C / groups, kH, kW), bias (O,) or None; stride, padding and
+    dilation are ints or (height, width) pairs, padding also 'valid' (none) or 'same' (output of the
+    input's size at stride 1; an odd total puts the extra row and column at the bottom and right).
+    groups splits the channels into groups convolved separately. Returns (N, O, H', W') with
+    H' = (H + 2 padding - dilation (kH - 1) - 1) // stride + 1 (W' alike).
+    """
+    op = "conv2d"
+    x, w = _node(input, op), _node(weight, op)
+    stride, dilation = _two(stride, "stride", op), _two(dilation, "dilation", op)
+    if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
+        raise TypeError(f"conv2d: groups must be an int, got {groups!r}")
+    if isinstance(padding, str):
+        if padding == "valid":
+            padding = (0, 0)
+        elif padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"conv2d: padding='same' needs stride 1, got stride {stride}")
+            if w.ndim != 4:
+                raise ValueError(f"conv2d: expected a 4-d weight (out_channels, in_channels / groups, kH, kW), "
+                                 f"got shape {w.shape}")
+            total = [d * (k - 1) for d, k in zip(dilation, w.shape[2:])]
+            before = [t // 2 for t in total]
+            if any(t % 2 for t in total):
+                x = pad(x, (before[1], total[1] - before[1], before[0], total[0] - before[0]))
+                before = [0, 0]
+            padding = tuple(before)
+        else:
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    padding = _two(padding, "padding", op)
+    inputs = [x, w] if bias is None else [x, w, _node(bias, op)]
+    return ops.Convolution2D.do_forward(*inputs, stride=stride, padding=padding, dilation=dilation, groups=int(groups))
+
+
+def _pool_stride(stride, kernel_size, op):
+    if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0):
+        return kernel_size
+    return _two(stride, "stride", op)
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+    """Maximum over windows of each channel of (N, C, H, W), as torch.nn.functional.max_pool2d.
+
+    kernel_size, stride (default: kernel_size), padding and dilation are ints or pairs; the padding
+    is never chosen as a maximum and may be at most half the dilated kernel; ceil_mode rounds the
+    output size up. Returns (N, C, H', W'), H' = (H + 2 padding - dilation (k - 1) - 1) // stride + 1.
+    The gradient goes to each window's first maximum.
+    """
+    op = "max_pool2d"
+    k = _two(kernel_size, "kernel_size", op)
+    return ops.MaxPooling2D.do_forward(_node(input, op), kernel_size=k, stride=_pool_stride(stride, k, op),
+                                       padding=_two(padding, "padding", op), dilation=_two(dilation, "dilation", op),
+                                       ceil_mode=bool(ceil_mode))
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Mean over windows of each channel of (N, C, H, W), as torch.nn.functional.avg_pool2d.
+
+    kernel_size, stride (default: kernel_size) and padding are ints or pairs (zero padding, at most
+    half the kernel). The divisor is the window's size within the padded input (count_include_pad,
+    the default) or within the input, or divisor_override. Returns (N, C, H', W').
+    """
+    op = "avg_pool2d"
+    k = _two(kernel_size, "kernel_size", op)
+    if divisor_override is not None and (isinstance(divisor_override, bool)
+                                         or not isinstance(divisor_override, (int, np.integer))
+                                         or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, got {divisor_override!r}")
+    return ops.AvgPooling2D.do_forward(_node(input, op), kernel_size=k, stride=_pool_stride(stride, k, op),
+                                       padding=_two(padding, "padding", op), ceil_mode=bool(ceil_mode),
+                                       count_include_pad=bool(count_include_pad),
+                                       divisor_override=int(divisor_override or 0))
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Means over the bins that split each (H, W) plane into output_size (an int, a pair, or a pair
+    with None for "the input's size"), as torch.nn.functional.adaptive_avg_pool2d: (N, C, oH, oW)."""
+    op = "adaptive_avg_pool2d"
+    x = _node(input, op)
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2 and None in output_size:
+        if x.ndim != 4:
+            raise ValueError(f"adaptive_avg_pool2d: expected a 4-d input (N, C, H, W), got shape {x.shape}")
+        output_size = tuple(x.shape[2 + i] if s is None else s for i, s in enumerate(output_size))
+    return ops.AdaptiveAvgPooling2D.do_forward(x, output_size=_two(output_size, "output_size", op))
+
+
+def pad(input, pad, mode="constant", value=None):
+    """Constant padding, as torch.nn.functional.pad: ``pad`` lists (before, after) amounts for the
+    last axis, then the one before it, and so on ((left, right, top, bottom) for images); negative
+    amounts crop. value (default 0) fills the new positions. Only mode='constant' exists."""
+    if mode != "constant":
+        raise ValueError(f"pad: mode {mode!r} is not supported (only 'constant')")
+    amounts = list(pad) if isinstance(pad, (tuple, list)) else None
+    if amounts is None or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                  for v in amounts):
+        raise TypeError(f"pad: pad must be a tuple of ints, got {pad!r}")
+    return ops.Pad.do_forward(_node(input, "pad"), pad=[int(v) for v in amounts],
+                              value=0.0 if value is None else float(value))
 
 
 def nll_loss(logprobs, targets, reduction="mean"):

@@ -3,7 +3,8 @@
 Until ``manual_seed`` is called, draws come from numpy's global generator, so ``np.random.seed``
 makes them reproducible as it does in vugrad; after ``manual_seed(s)`` they come from a generator
 of their own seeded with s. For a weight of shape (out, in, ...), fan_in is in * (product of the
-rest) and fan_out is out * (product of the rest).
+rest) and fan_out is out * (product of the rest): a conv weight (out, in / groups, kH, kW) has
+fan_in = in / groups * kH * kW (its receptive field), as PyTorch counts it.
 """
 
 import math
@@ -47,17 +48,25 @@ def glorot_uniform(shape, dtype=np.float64):
     return generator().uniform(-a, a, shape).astype(dtype)
 
 
-def he_normal(shape, dtype=np.float64):
-    """Normal with std sqrt(2 / fan_in) (He et al., for ReLU layers)."""
-    fan_in, _ = _fans(shape)
-    return (generator().standard_normal(shape) * math.sqrt(2.0 / fan_in)).astype(dtype)
+def _gain(a):
+    """The gain sqrt(2 / (1 + a**2)) of a leaky ReLU of negative slope a (a = 0: ReLU's sqrt(2))."""
+    return math.sqrt(2.0 / (1.0 + a * a))
 
 
-def he_uniform(shape, dtype=np.float64):
-    """Uniform on [-a, a] with a = sqrt(6 / fan_in)."""
+def he_normal(shape, dtype=np.float64, a=0.0):
+    """Normal with std gain / sqrt(fan_in), gain = sqrt(2 / (1 + a**2)) (He et al., for ReLU layers;
+    a is the negative slope of a leaky ReLU)."""
     fan_in, _ = _fans(shape)
-    a = math.sqrt(6.0 / fan_in)
-    return generator().uniform(-a, a, shape).astype(dtype)
+    return (generator().standard_normal(shape) * (_gain(a) / math.sqrt(fan_in))).astype(dtype)
+
+
+def he_uniform(shape, dtype=np.float64, a=0.0):
+    """Uniform on [-bound, bound] with bound = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a**2)):
+    sqrt(6 / fan_in) for a = 0. PyTorch's Linear and Conv2d use a = sqrt(5), i.e. bound =
+    1 / sqrt(fan_in). For a conv weight (out, in / groups, kH, kW), fan_in = in / groups * kH * kW."""
+    fan_in, _ = _fans(shape)
+    bound = _gain(a) * math.sqrt(3.0 / fan_in)
+    return generator().uniform(-bound, bound, shape).astype(dtype)
 
 
 xavier_normal, xavier_uniform = glorot_normal, glorot_uniform

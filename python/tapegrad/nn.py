@@ -7,6 +7,8 @@ contents as they are when parameters are collected, named attribute.index or att
 ``load_state_dict()`` follow PyTorch; a subclass may still override ``parameters()`` as in vugrad.
 """
 
+import math
+
 import numpy as np
 
 from . import functional as F
@@ -365,6 +367,134 @@ class BatchNorm1d(Module):
         else:
             xhat = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
         return xhat * self.weight + self.bias
+
+
+# ---- convolutional layers (NCHW images) ----
+
+def _check_images(module, x, channels):
+    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
+        expected = "(N, C, H, W)" if channels is None else f"(N, {channels}, H, W)"
+        raise ValueError(f"{module}: expected input of shape {expected}, got {x.shape}")
+
+
+class Conv2d(Module):
+    """2-d convolution of images (N, in_channels, H, W) into (N, out_channels, H', W'), as PyTorch's.
+
+    ``weight`` has shape (out_channels, in_channels / groups, kH, kW) and ``bias`` (out_channels,)
+    (None with bias=False); both start uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in =
+    in_channels / groups * kH * kW, as PyTorch initialises them (kaiming_uniform with a = sqrt(5)).
+    kernel_size, stride, padding and dilation are ints or pairs; padding also 'valid' or 'same'.
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 bias=True, dtype=np.float64):
+        super().__init__()
+        kh, kw = F._two(kernel_size, "kernel_size", "Conv2d")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"Conv2d: {name} must be a positive int, got {value!r}")
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"Conv2d: groups must be a positive int, got {groups!r}")
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must both be "
+                             f"divisible by groups {groups}")
+        if kh < 1 or kw < 1:
+            raise ValueError(f"Conv2d: kernel_size must be positive, got {(kh, kw)}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        shape = (out_channels, in_channels // groups, kh, kw)
+        self.weight = TensorNode(initialisers.kaiming_uniform(shape, dtype=dtype, a=math.sqrt(5)))
+        bound = 1.0 / math.sqrt(shape[1] * kh * kw)
+        self.bias = TensorNode(initialisers.uniform((out_channels,), -bound, bound, dtype=dtype)) if bias else None
+
+    def forward(self, input):
+        _check_images("Conv2d", input, self.in_channels)
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class MaxPool2d(Module):
+    """max_pool2d as a module: windows of kernel_size at stride (default kernel_size)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+
+class AvgPool2d(Module):
+    """avg_pool2d as a module (PyTorch's defaults: count_include_pad=True, ceil_mode=False)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+
+class AdaptiveAvgPool2d(Module):
+    """adaptive_avg_pool2d as a module: (N, C, H, W) -> (N, C, *output_size)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+
+class Flatten(Module):
+    """flatten(x, start_dim, end_dim): by default (N, C, H, W) -> (N, C * H * W), as PyTorch's."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, input):
+        return F.flatten(input, self.start_dim, self.end_dim)
+
+
+class BatchNorm2d(Module):
+    """Normalises each channel of images (N, C, H, W) over the batch and the pixels:
+    (x - mean) / sqrt(var + eps) * weight + bias, with weight and bias of shape (C,).
+
+    As BatchNorm1d: batch statistics (biased variance) in training, updating running_mean and
+    running_var (unbiased, with ``momentum``); the running estimates in evaluation.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = TensorNode(np.ones(num_features, dtype=dtype))
+        self.bias = TensorNode(np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+
+    def forward(self, x):
+        _check_images("BatchNorm2d", x, self.num_features)
+        per_channel = (1, self.num_features, 1, 1)
+        if self.training:
+            count = x.shape[0] * x.shape[2] * x.shape[3]
+            if count < 2:
+                raise ValueError("BatchNorm2d: training needs more than 1 value per channel to estimate a variance, "
+                                 f"got input of shape {x.shape}")
+            mean = x.mean(axis=(0, 2, 3), keepdims=True)
+            var = x.var(axis=(0, 2, 3), keepdims=True)
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean + m * mean.value.reshape(-1)
+            self.running_var[...] = (1 - m) * self.running_var + m * var.value.reshape(-1) * count / (count - 1)
+            xhat = (x - mean) / F.sqrt(var + self.eps)
+        else:
+            mean = self.running_mean.reshape(per_channel).astype(x.dtype)
+            scale = (1.0 / np.sqrt(self.running_var + self.eps)).reshape(per_channel).astype(x.dtype)
+            xhat = (x - mean) * scale
+        return xhat * F.reshape(self.weight, per_channel) + F.reshape(self.bias, per_channel)
 
 
 # ---- losses as modules ----

@@ -139,6 +139,23 @@ OPS = (
         function="binary_cross_entropy_with_logits"),
     row("mse_loss", "MSELoss", "Mean (or sum) of (p - t)**2. Backward: 2 g (p - t) for p, -2 g (p - t) for t "
         "(/ count for the mean).", function="mse_loss"),
+    # convolution and pooling on NCHW images ((height, width) pairs for the window attributes)
+    row("conv2d", "Convolution2D", "2-d cross-correlation of input (N, C, H, W) with weight (O, C / ``groups``, kH, "
+        "kW) plus an optional bias (O,), with ``stride``, zero ``padding`` and ``dilation``; shape (N, O, H', W'). "
+        "Backward: the correlation's adjoint (col2im of W^T g) for the input, sum over images of g col^T for the "
+        "weight, sums of g per channel for the bias.", function="conv2d"),
+    row("max_pool2d", "MaxPooling2D", "Maximum over windows of ``kernel_size`` at ``stride`` with ``padding`` "
+        "(never chosen) and ``dilation``, per channel of (N, C, H, W); ``ceil_mode`` rounds the output size up. "
+        "Backward: g at each window's first maximum, summed where windows overlap.", function="max_pool2d"),
+    row("avg_pool2d", "AvgPooling2D", "Mean over windows of ``kernel_size`` at ``stride`` with zero ``padding``, "
+        "per channel of (N, C, H, W); the divisor counts the padding (``count_include_pad``) or not, or is "
+        "``divisor_override``. Backward: g / divisor added to each pixel of the window.", function="avg_pool2d"),
+    row("adaptive_avg_pool2d", "AdaptiveAvgPooling2D", "Mean over the bins that split (H, W) into "
+        "``output_size`` (bin i of n over H pixels: [floor(i H / n), ceil((i + 1) H / n))). Backward: g / bin size "
+        "added to each pixel of the bin.", function="adaptive_avg_pool2d"),
+    row("pad", "Pad", "Constant padding: ``pad`` holds (before, after) pairs from the last axis backwards, as "
+        "torch.nn.functional.pad (negative amounts crop), filled with ``value``. Backward: g at the input's "
+        "positions.", function="pad"),
 )
 
 
