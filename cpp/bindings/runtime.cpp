@@ -4,8 +4,11 @@
 #include <omp.h>
 #endif
 
+#include <pybind11/stl.h>
+
 #include "bindings/modules.h"
 #include "gemm.h"
+#include "isa.h"
 #include "parallel.h"
 #include "tape.h"
 
@@ -37,6 +40,8 @@ void bind_runtime(pybind11::module_& m) {
     m.def("get_num_threads", [] { return Eigen::nbThreads(); });
     m.def("load_blas", &load_blas, "Use cblas_sgemm/dgemm from this shared library for matrix products.");
     m.def("gemm_backend", &gemm_backend);
+    m.def("kernel_isa", &kernel_isa, "The instruction set of the kernels in use (chosen at import, or TAPEGRAD_ISA).");
+    m.def("kernel_isas", &kernel_isas, "The instruction sets the kernels were compiled for, best first.");
     m.def("set_gemm_backend", &set_gemm_backend);
 }
 
