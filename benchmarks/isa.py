@@ -1,11 +1,11 @@
 """What each instruction-set copy of the kernels buys: the same timings per copy, side by side.
 
 The default build compiles the kernels for the x86-64 baseline and again for x86-64-v3 (AVX2, FMA)
-and picks one at import (cpp/isa.cpp); TAPEGRAD_ISA forces one. This script times element-wise
-kernels, a reduction, the fused losses, optimiser updates and whole MLP training steps in fresh
-processes, one per copy (and per other build given with --build), alternating them round after
-round so that load from other jobs hits all of them, and prints the best time of each with its
-ratio to the first column.
+and picks one at import (cpp/isa.cpp); TAPEGRAD_ISA forces one. This script times the fixed cost
+of op calls, element-wise kernels, a reduction, the fused losses, optimiser updates and whole MLP
+training steps in fresh processes, one per copy (and per other build given with --build),
+alternating them round after round so that load from other jobs hits all of them, and prints the
+best time of each with its ratio to the first column.
 
     python benchmarks/isa.py                          # the copies of the installed build
     python benchmarks/isa.py --build native=DIR ...   # also a build whose tapegrad package is in DIR
@@ -55,6 +55,25 @@ def fwd_bwd(fn, x):
         x.grad = None
     return run
 
+
+if "ops" in only:
+    # The fixed cost of an op call (bindings, tape): tiny operands, forward and backward.
+    for dt in (np.float32, np.float64):
+        d = np.dtype(dt).name
+        a, b = node(2, 2, dtype=dt), node(2, 2, dtype=dt)
+
+        def add():
+            (a + b).sum().backward()
+
+        def matmul():
+            (a @ b).sum().backward()
+
+        def no_grad():
+            with vg.no_grad():
+                vg.sigmoid(a * b + 1.0)
+        out[f"(a + b).sum().backward() 2x2 {d}"] = best(add, 20000)
+        out[f"(a @ b).sum().backward() 2x2 {d}"] = best(matmul, 20000)
+        out[f"sigmoid(a * b + 1) no grad 2x2 {d}"] = best(no_grad, 20000)
 
 if "kernels" in only:
     for dt in (np.float32, np.float64):
@@ -110,7 +129,7 @@ if "mlp" in only:
 print(json.dumps(out))
 """
 
-SECTIONS = ("kernels", "optim", "mlp")
+SECTIONS = ("ops", "kernels", "optim", "mlp")
 
 
 def run_child(pythonpath, isa, sections):

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 
 namespace tg {
 
@@ -63,8 +64,24 @@ int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
 }
 
 Buffer::~Buffer() {
-    if (owns) Eigen::internal::aligned_free(data);
+    if (owns) std::free(data);
 }
+
+namespace {
+
+// 64 bytes, the widest SIMD register (AVX-512) whatever instruction set this file is compiled
+// for: each kernel copy (isa.h) then finds every buffer aligned, so a chunk of a parallel kernel
+// splits into the same scalar and vector parts as the whole buffer does, and results do not
+// depend on the thread count.
+constexpr size_t kBufferAlign = 64;
+
+void* allocate(size_t bytes) {
+    void* p = nullptr;
+    if (posix_memalign(&p, kBufferAlign, bytes ? bytes : 1) != 0) throw std::bad_alloc();  // never null, even for 0
+    return p;
+}
+
+}  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     Tensor t;
@@ -73,8 +90,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
     t.dtype_ = dtype;
     t.buf_ = std::make_shared<Buffer>();
     t.buf_->bytes = t.nbytes();
-    // Aligned for vector loads; never a null pointer, even for 0 bytes.
-    t.buf_->data = Eigen::internal::aligned_malloc(t.buf_->bytes ? t.buf_->bytes : 1);
+    t.buf_->data = allocate(t.buf_->bytes);
     t.buf_->owns = true;
     return t;
 }
