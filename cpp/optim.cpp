@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "isa.h"
 #include "ops/common.h"
 #include "parallel.h"
 
@@ -91,6 +92,8 @@ void rmsprop_update(const Tensor& p, const Tensor& g, const Tensor& sq, const Te
     });
 }
 
+OptimUpdates TG_ISA::optim_updates() { return {sgd_update, adam_update, rmsprop_update}; }
+
 namespace {
 
 // A parameter's share of a step: its value, its gradient in the value's dtype, its states.
@@ -133,7 +136,7 @@ void sgd_step(const std::vector<NodePtr>& params, const std::vector<std::vector<
     auto work = step_work(params, states, "SGD");
     for (size_t i = 0; i < work.size(); ++i) {
         if (!work[i].grad.defined()) continue;
-        sgd_update(work[i].param, work[i].grad, work[i].state.at(0), first.at(i), c);
+        optim_updates().sgd(work[i].param, work[i].grad, work[i].state.at(0), first.at(i), c);
         work[i].param.bump_version();
     }
 }
@@ -143,7 +146,7 @@ void adam_step(const std::vector<NodePtr>& params, const std::vector<std::vector
     auto work = step_work(params, states, c.decoupled ? "AdamW" : "Adam");
     for (size_t i = 0; i < work.size(); ++i) {
         if (!work[i].grad.defined()) continue;
-        adam_update(work[i].param, work[i].grad, work[i].state.at(0), work[i].state.at(1), steps.at(i), c);
+        optim_updates().adam(work[i].param, work[i].grad, work[i].state.at(0), work[i].state.at(1), steps.at(i), c);
         work[i].param.bump_version();
     }
 }
@@ -153,7 +156,7 @@ void rmsprop_step(const std::vector<NodePtr>& params, const std::vector<std::vec
     auto work = step_work(params, states, "RMSprop");
     for (auto& w : work) {
         if (!w.grad.defined()) continue;
-        rmsprop_update(w.param, w.grad, w.state.at(0), w.state.at(1), c);
+        optim_updates().rmsprop(w.param, w.grad, w.state.at(0), w.state.at(1), c);
         w.param.bump_version();
     }
 }

@@ -47,7 +47,7 @@ import train_mlp  # noqa: E402  (the training script next to this one)
 
 import tapegrad as vg  # noqa: E402
 
-INSTALL_HINT = "pip install 'tapegrad[sweep]' (or: pip install distributed)"
+INSTALL_HINT = 'pip install distributed tqdm (in a tapegrad checkout: pip install ".[sweep]")'
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 RECORDED_VARIABLES = THREAD_VARIABLES + ("MALLOC_TRIM_THRESHOLD_",)  # what a worker ran with, in its records
 PER_RUN_OUTPUTS = ("save", "plot")  # one file per run would be overwritten by every variant

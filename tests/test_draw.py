@@ -288,7 +288,7 @@ def test_save_as_dot_writes_the_source_without_graphviz(tmp_path, monkeypatch):
 def test_rendering_without_the_graphviz_package_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "graphviz", None)
     drawing = vg.draw(node(2) + 1.0)
-    with pytest.raises(ImportError, match=r"graphviz Python package .* pip install 'tapegrad\[draw\]'"):
+    with pytest.raises(ImportError, match=r'graphviz Python package .* pip install graphviz \(in a tapegrad checkout: pip install "\.\[draw\]"\)'):
         drawing.svg
     assert not vg.draw.available()
 

@@ -167,7 +167,7 @@ def test_train_mlp_without_matplotlib_and_tqdm_trains_prints_plain_lines_and_exp
                  tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(accuracies(result.stdout)) == 2
-    assert "pip install 'tapegrad[plot]'" in result.stderr
+    assert 'pip install ".[plot]"' in result.stderr
     assert not (tmp_path / "curves.png").exists()
 
 
@@ -317,7 +317,7 @@ def test_lab_script_without_matplotlib_still_prints_its_numbers(script, tmp_path
     assert result.returncode == 0, result.stderr
     for text in expected:
         assert text in result.stdout
-    assert "no figure" in result.stderr and "pip install 'tapegrad[plot]'" in result.stderr
+    assert "no figure" in result.stderr and 'pip install ".[plot]"' in result.stderr
     assert not (tmp_path / "figure.png").exists()
 
 

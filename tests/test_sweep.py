@@ -313,7 +313,7 @@ def test_a_dry_run_lists_the_variants_without_dask_and_a_real_run_says_how_to_in
     assert "train_mlp.py --seed 0 -e 1 --init=zeros" in listed.stdout
     refused = run_sweep(tmp_path, "--grid", "init=zeros", "-e", "1", hide=("dask", "distributed"))
     assert refused.returncode != 0
-    assert "needs Dask distributed" in refused.stderr and "pip install 'tapegrad[sweep]'" in refused.stderr
+    assert "needs Dask distributed" in refused.stderr and 'pip install ".[sweep]"' in refused.stderr
 
 
 @pytest.mark.parametrize("args, message", [

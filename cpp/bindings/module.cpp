@@ -4,8 +4,11 @@
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "tapegrad's C++ engine: tensors, the tape and the op kernels";
-    pybind11::register_exception<tg::DTypeError>(m, "DTypeError", PyExc_TypeError);
-    pybind11::register_exception<tg::GraphError>(m, "GraphError", PyExc_RuntimeError);
+    pybind11::register_exception<tg::DTypeError>(m, "DTypeError", PyExc_TypeError).doc() =
+        "An input of the wrong kind or dtype (a TypeError).";
+    pybind11::register_exception<tg::GraphError>(m, "GraphError", PyExc_RuntimeError).doc() =
+        "A graph that cannot be differentiated as asked: freed, or changed in place since the forward "
+        "(a RuntimeError).";
     tg::bind_runtime(m);
     tg::bind_nodes(m);
     tg::bind_optim(m);

@@ -207,7 +207,11 @@ py::list table_rows() {
 }  // namespace
 
 void bind_nodes(py::module_& m) {
-    py::class_<OpNode, OpNodePtr>(m, "OpNode", "One application of an op in the graph (a diamond node).")
+    // Both classes exist before their members are bound, so that each one's signatures name the other.
+    py::class_<OpNode, OpNodePtr> op_node(m, "OpNode", "One application of an op in the graph (a diamond node).");
+    py::class_<Node, NodePtr> node(m, "TensorNode", py::dynamic_attr(),
+                                   "A value in the computation graph, linked to the op that produced it.");
+    op_node
         .def_property_readonly(
             "op",
             [](const OpNode& o) -> py::object {
@@ -216,7 +220,7 @@ void bind_nodes(py::module_& m) {
                 return cls ? py::reinterpret_borrow<py::object>(cls) : py::str(o.name());
             },
             "The op class (e.g. vg.Add) whose forward produced the outputs.")
-        .def_property_readonly("name", &OpNode::name)
+        .def_property_readonly("name", &OpNode::name, "The op's name (the engine's, or the Python op class's).")
         .def_readonly("inputs", &OpNode::inputs, "The TensorNodes the op was applied to.")
         .def_property_readonly(
             "outputs",
@@ -244,10 +248,8 @@ void bind_nodes(py::module_& m) {
                 return d;
             },
             "What the op saved for its backward (for Python ops: the dict its forward filled).")
-        .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; });
+        .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; }, "OpNode[op class name].");
 
-    py::class_<Node, NodePtr> node(m, "TensorNode", py::dynamic_attr(),
-                                   "A value in the computation graph, linked to the op that produced it.");
     node.def(py::init([](py::object value, py::object source, py::object name, bool requires_grad) {
                  if (py::isinstance<Node>(value))
                      throw DTypeError("TensorNode: value must be an array, not a TensorNode (use its .value)");
@@ -258,7 +260,9 @@ void bind_nodes(py::module_& m) {
                  return n;
              }),
              py::arg("value"), py::arg("source") = py::none(), py::arg("name") = py::none(),
-             py::arg("requires_grad") = true)
+             py::arg("requires_grad") = true,
+             "A leaf node holding `value` (an array, or anything numpy.asarray takes; its memory is shared "
+             "when it is a contiguous float32/float64 array).")
         .def_property(
             // Read-only for nodes made by ops: their values may be saved for the backward.
             "value", [](const Node& n) { return to_numpy(n.value, !n.source); },
@@ -312,7 +316,8 @@ void bind_nodes(py::module_& m) {
                 if (n.name.empty()) return py::none();
                 return py::str(n.name);
             },
-            [](Node& n, py::object v) { n.name = v.is_none() ? "" : std::string(py::str(v)); })
+            [](Node& n, py::object v) { n.name = v.is_none() ? "" : std::string(py::str(v)); },
+            "An optional label, shown by repr and in pictures of the graph.")
         .def_readwrite("requires_grad", &Node::requires_grad,
                        "Whether gradients flow to this node (leaves: whether .grad is filled).")
         .def_property_readonly("is_leaf", [](const Node& n) { return !n.source; },
@@ -331,10 +336,13 @@ void bind_nodes(py::module_& m) {
                                "Whether a gradient is stored (reading .grad would create zeros).")
         .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
                                "Counter of in-place changes to the value through the library.")
-        .def("_bump_version", [](const Node& n) { n.value.bump_version(); })
-        .def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.value.shape()); })
-        .def_property_readonly("ndim", [](const Node& n) { return n.value.ndim(); })
-        .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.value.dtype()); })
+        .def("_bump_version", [](const Node& n) { n.value.bump_version(); },
+             "Count an in-place change of the value made outside the library.")
+        .def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.value.shape()); },
+                               "The value's shape, a tuple of ints.")
+        .def_property_readonly("ndim", [](const Node& n) { return n.value.ndim(); }, "The value's number of axes.")
+        .def_property_readonly("dtype", [](const Node& n) { return numpy_dtype(n.value.dtype()); },
+                               "The value's numpy dtype (float32 or float64).")
         .def(
             "size",
             [](const Node& n, py::object dim) -> py::object {
@@ -347,8 +355,9 @@ void bind_nodes(py::module_& m) {
              [](const Node& n) {
                  if (n.value.ndim() == 0) throw DTypeError("len() of a 0-d TensorNode");
                  return n.value.dim(0);
-             })
-        .def("item", [](const Node& n) { return n.value.item(); })
+             },
+             "The size of the first axis.")
+        .def("item", [](const Node& n) { return n.value.item(); }, "The value of a one-element node as a float.")
         .def(
             "backward",
             [](const NodePtr& n, bool retain_graph) {
@@ -360,8 +369,8 @@ void bind_nodes(py::module_& m) {
             "the graph's saved values are freed unless retain_graph=True.")
         .def("zero_grad", &tg::zero_grad, "Set the gradients of this node and all nodes below it to zero.")
         .def("clear", &tg::clear, "Disconnect the graph below this node so it can be freed.")
-        .def("__repr__", &node_repr)
-        .def("__str__", &node_repr);
+        .def("__repr__", &node_repr, "TensorNode[name, size (shape), dtype, source Op].")
+        .def("__str__", &node_repr, "As repr.");
 
 
     // Fast callables for TensorNode's operators, installed by the Python layer (methods.py) so that
@@ -372,8 +381,9 @@ void bind_nodes(py::module_& m) {
             def_of(op);
             return py::cpp_function(
                 [op, reflected](const NodePtr& a, py::object b) { return binary(op, a, b, reflected); },
-                py::name(name), py::is_method(py::type::of<Node>()));
+                py::name(name), py::is_method(py::type::of<Node>()), py::arg("other"));
         },
+        py::arg("op"), py::arg("reflected"), py::arg("name"),
         "A TensorNode method computing self <op> other (other <op> self when reflected).");
     m.def(
         "unary_method",
@@ -382,10 +392,10 @@ void bind_nodes(py::module_& m) {
             return py::cpp_function([op](const NodePtr& a) { return apply_op(op, {a}, {})[0]; }, py::name(name),
                                     py::is_method(py::type::of<Node>()));
         },
-        "A TensorNode method applying a one-input op without attributes.");
+        py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
 
     py::class_<NativeContext>(m, "NativeContext", "What a native op's forward on raw arrays keeps for backward.")
-        .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; })
+        .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; }, "The op's name.")
         .def_property_readonly("index", [](const NativeContext& c) { return c.op; }, "The op's row in op_table().")
         .def_property_readonly(
             "inputs",
@@ -411,11 +421,14 @@ void bind_nodes(py::module_& m) {
         "Trace mode for this thread: backward calls sink(line) for each op it runs (None: off).");
 
     m.def("op_table", &table_rows, "The engine's op table: one dict per row (name, arity, attrs, ...).");
-    m.def("register_op_class", [](int op, py::object cls) {
-        PyObject*& slot = op_classes().at(static_cast<size_t>(op));
-        Py_XDECREF(slot);
-        slot = cls.release().ptr();  // kept for the life of the process
-    });
+    m.def(
+        "register_op_class",
+        [](int op, py::object cls) {
+            PyObject*& slot = op_classes().at(static_cast<size_t>(op));
+            Py_XDECREF(slot);
+            slot = cls.release().ptr();  // kept for the life of the process
+        },
+        py::arg("op"), py::arg("cls"), "The Python class of row `op` (OpNode.op returns it).");
     m.def(
         "apply",
         [](int op, py::sequence inputs, py::dict kwargs) {
@@ -426,14 +439,14 @@ void bind_nodes(py::module_& m) {
         "Applies op (a row of op_table()) to TensorNodes, with its attributes as keyword arguments.");
     m.def(
         "apply1", [](int op, const NodePtr& x) { return nodes_out(apply_op(op, {x}, make_attrs(def_of(op), py::none()))); },
-        "apply(op, [node], {}): the shortest path, for unary functions.");
+        py::arg("op"), py::arg("x"), "apply(op, [x], {}): the shortest path, for unary functions.");
     m.def(
         "apply_plain",
         [](int op, py::args inputs) {
             const OpDef& def = def_of(op);
             return nodes_out(apply_op(op, node_inputs(def, inputs), make_attrs(def, py::none())));
         },
-        "apply(op, nodes, {}) for ops called without attributes: the short path of Op.do_forward.");
+        py::arg("op"), "apply(op, nodes, {}) for ops called without attributes: the short path of Op.do_forward.");
     m.def(
         "forward",
         [](int op, py::sequence arrays, py::dict kwargs) {
@@ -458,7 +471,7 @@ void bind_nodes(py::module_& m) {
             for (const auto& t : run_backward(ctx.op, ctx.call, g)) out.append(to_numpy(t));
             return out;
         },
-        "Runs a native op's backward for a context of forward().");
+        py::arg("context"), py::arg("grads"), "Runs a native op's backward for a context of forward().");
     m.def(
         "record",
         [](py::object cls, py::object context, py::sequence inputs, py::object outputs) {
@@ -476,6 +489,7 @@ void bind_nodes(py::module_& m) {
             remember_trace(res);
             return many ? py::cast(res) : py::cast(res[0]);
         },
+        py::arg("cls"), py::arg("context"), py::arg("inputs"), py::arg("outputs"),
         "Puts a Python Op's application on the tape.");
 }
 

@@ -36,32 +36,44 @@ std::vector<Tensor> shared_states(const py::list& arrays, const std::string& nam
 }  // namespace
 
 void bind_optim(py::module_& m) {
-    m.def("sgd_step", [](const std::vector<NodePtr>& params, py::list bufs, std::vector<bool> first, SgdConfig c) {
-        std::vector<std::vector<Tensor>> states{shared_states(bufs, "SGD")};
-        py::gil_scoped_release nogil;
-        sgd_step(params, states, first, c);
-    });
-    m.def("adam_step", [](const std::vector<NodePtr>& params, py::list m1, py::list m2, std::vector<int64_t> steps,
-                          AdamConfig c) {
-        const std::string name = c.decoupled ? "AdamW" : "Adam";
-        std::vector<std::vector<Tensor>> states{shared_states(m1, name), shared_states(m2, name)};
-        py::gil_scoped_release nogil;
-        adam_step(params, states, steps, c);
-    });
-    m.def("rmsprop_step", [](const std::vector<NodePtr>& params, py::list sq, py::list bufs, RmspropConfig c) {
-        std::vector<std::vector<Tensor>> states{shared_states(sq, "RMSprop"), shared_states(bufs, "RMSprop")};
-        py::gil_scoped_release nogil;
-        rmsprop_step(params, states, c);
-    });
-    py::class_<SgdConfig>(m, "SgdConfig")
+    // The configurations first, so that the steps' signatures name them.
+    py::class_<SgdConfig>(m, "SgdConfig", "Hyperparameters of an SGD step.")
         .def(py::init<double, double, double, double, bool>(), py::arg("lr"), py::arg("momentum"),
              py::arg("dampening"), py::arg("weight_decay"), py::arg("nesterov"));
-    py::class_<AdamConfig>(m, "AdamConfig")
+    py::class_<AdamConfig>(m, "AdamConfig", "Hyperparameters of an Adam or AdamW step.")
         .def(py::init<double, double, double, double, double, bool>(), py::arg("lr"), py::arg("beta1"),
              py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"), py::arg("decoupled"));
-    py::class_<RmspropConfig>(m, "RmspropConfig")
+    py::class_<RmspropConfig>(m, "RmspropConfig", "Hyperparameters of an RMSprop step.")
         .def(py::init<double, double, double, double, double>(), py::arg("lr"), py::arg("alpha"), py::arg("eps"),
              py::arg("weight_decay"), py::arg("momentum"));
+    m.def(
+        "sgd_step",
+        [](const std::vector<NodePtr>& params, py::list bufs, std::vector<bool> first, SgdConfig c) {
+            std::vector<std::vector<Tensor>> states{shared_states(bufs, "SGD")};
+            py::gil_scoped_release nogil;
+            sgd_step(params, states, first, c);
+        },
+        py::arg("params"), py::arg("momentum_buffers"), py::arg("first"), py::arg("config"),
+        "One SGD step in place on every parameter with a gradient; first[i]: buffer i is new.");
+    m.def(
+        "adam_step",
+        [](const std::vector<NodePtr>& params, py::list m1, py::list m2, std::vector<int64_t> steps, AdamConfig c) {
+            const std::string name = c.decoupled ? "AdamW" : "Adam";
+            std::vector<std::vector<Tensor>> states{shared_states(m1, name), shared_states(m2, name)};
+            py::gil_scoped_release nogil;
+            adam_step(params, states, steps, c);
+        },
+        py::arg("params"), py::arg("first_moments"), py::arg("second_moments"), py::arg("steps"), py::arg("config"),
+        "One Adam (or AdamW) step in place; steps[i] counts parameter i's updates, this one included.");
+    m.def(
+        "rmsprop_step",
+        [](const std::vector<NodePtr>& params, py::list sq, py::list bufs, RmspropConfig c) {
+            std::vector<std::vector<Tensor>> states{shared_states(sq, "RMSprop"), shared_states(bufs, "RMSprop")};
+            py::gil_scoped_release nogil;
+            rmsprop_step(params, states, c);
+        },
+        py::arg("params"), py::arg("square_averages"), py::arg("momentum_buffers"), py::arg("config"),
+        "One RMSprop step in place on every parameter with a gradient.");
 }
 
 }  // namespace tg

@@ -4,21 +4,28 @@
 #include <omp.h>
 #endif
 
+#include <pybind11/stl.h>
+
 #include "bindings/modules.h"
 #include "gemm.h"
+#include "isa.h"
 #include "parallel.h"
 #include "tape.h"
 
 namespace tg {
 
-void bind_runtime(pybind11::module_& m) {
+namespace py = pybind11;
+
+void bind_runtime(py::module_& m) {
     // The element-wise pool starts with the thread count OpenMP reports (OMP_NUM_THREADS, else
     // the cores), as the matrix products do.
     set_pool_threads(Eigen::nbThreads());
-    m.def("is_anomaly_enabled", &anomaly_enabled);
-    m.def("set_anomaly_enabled", &set_anomaly_enabled);
-    m.def("is_grad_enabled", &grad_enabled);
-    m.def("set_grad_enabled", &set_grad_enabled);
+    m.def("is_anomaly_enabled", &anomaly_enabled, "Whether anomaly mode is on in this thread.");
+    m.def("set_anomaly_enabled", &set_anomaly_enabled, py::arg("enabled"),
+          "Turn anomaly mode on or off in this thread (ops remember the Python stack that made them).");
+    m.def("is_grad_enabled", &grad_enabled, "Whether ops are recorded for backward in this thread.");
+    m.def("set_grad_enabled", &set_grad_enabled, py::arg("enabled"),
+          "Turn recording of ops for backward on or off in this thread.");
     m.def(
         "set_num_threads",
         [](int n) {
@@ -30,14 +37,19 @@ void bind_runtime(pybind11::module_& m) {
             set_blas_threads(n);
             set_pool_threads(n);
         },
-        "Threads for the engine's matrix products (the BLAS's) and large element-wise kernels.");
-    m.def("set_pool_threads", &set_pool_threads,
+        py::arg("n"), "Threads for the engine's matrix products (the BLAS's) and large element-wise kernels.");
+    m.def("set_pool_threads", &set_pool_threads, py::arg("n"),
           "Threads for large element-wise kernels only (set_num_threads sets these and the BLAS's).");
-    m.def("pool_threads", &pool_threads);
-    m.def("get_num_threads", [] { return Eigen::nbThreads(); });
-    m.def("load_blas", &load_blas, "Use cblas_sgemm/dgemm from this shared library for matrix products.");
-    m.def("gemm_backend", &gemm_backend);
-    m.def("set_gemm_backend", &set_gemm_backend);
+    m.def("pool_threads", &pool_threads, "Threads of the element-wise pool, the caller included.");
+    m.def(
+        "get_num_threads", [] { return Eigen::nbThreads(); }, "Threads the engine uses (set_num_threads).");
+    m.def("load_blas", &load_blas, py::arg("path"),
+          "Use cblas_sgemm/dgemm from this shared library for matrix products; False if it has neither.");
+    m.def("gemm_backend", &gemm_backend, "Which library runs matrix products: 'blas' or 'eigen'.");
+    m.def("kernel_isa", &kernel_isa, "The instruction set of the kernels in use (chosen at import, or TAPEGRAD_ISA).");
+    m.def("kernel_isas", &kernel_isas, "The instruction sets the kernels were compiled for, best first.");
+    m.def("set_gemm_backend", &set_gemm_backend, py::arg("name"),
+          "Switch matrix products to 'blas' (once one is loaded) or 'eigen'.");
 }
 
 }  // namespace tg

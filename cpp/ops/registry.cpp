@@ -2,16 +2,19 @@
 
 #include <cstring>
 
+#include "isa.h"
 #include "ops/kernels.h"
 
 namespace tg {
 
-const std::vector<OpDef>& op_table() {
+// The table with this copy's kernels (compiled once per instruction set: isa.h); op_table() is
+// the copy isa.cpp picked.
+std::vector<OpDef> TG_ISA::op_rows() {
     constexpr int any = -1;
     const auto reduction = choice("reduction", "mean|sum");
     // name, inputs, attributes, shape rule, forward (null: a view), backward (null: no gradient),
     // what the backward reads
-    static const std::vector<OpDef> table = {
+    return {
         // element-wise, broadcasting
         {"add", 2, {}, shape_broadcast, fwd_add, bwd_add, saves_none},
         {"subtract", 2, {}, shape_broadcast, fwd_subtract, bwd_subtract, saves_none},
@@ -90,7 +93,6 @@ const std::vector<OpDef>& op_table() {
          bwd_adaptive_avg_pool2d, saves_none},
         {"pad", 1, {integers("pad"), real("value", 0)}, shape_pad, fwd_pad, bwd_pad, saves_none},
     };
-    return table;
 }
 
 int op_index(const std::string& name) {

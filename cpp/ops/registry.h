@@ -106,6 +106,7 @@ struct OpDef {
     const AttrSpec* attr(std::string_view name) const;
 };
 
+// The rows (registry.cpp), with the kernels of the instruction set chosen at import (isa.cpp).
 const std::vector<OpDef>& op_table();
 // Index of an op by name; ValueError if there is none.
 int op_index(const std::string& name);

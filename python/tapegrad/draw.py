@@ -11,7 +11,8 @@ require grad are blue, leaves that do not (data, constants) grey, the node(s) dr
 thick border. Fused ops (``linear``, ``cross_entropy``, ``softmax``, ...) can be drawn as the
 primitive ops they fuse (``expand=True``), inside a dashed box named after the fused op.
 
-Laying out the picture needs Graphviz: the Python package (``pip install 'tapegrad[draw]'``) and its
+Laying out the picture needs Graphviz: the Python package (``pip install graphviz``, or ``pip install ".[draw]"``
+in a tapegrad checkout) and its
 ``dot`` program (Debian/Ubuntu: ``apt-get install graphviz``). Without them, ``Drawing.source`` still
 gives the DOT text, and rendering raises an error saying what to install.
 """
@@ -27,9 +28,9 @@ from .core import TensorNode
 __all__ = ["Drawing", "draw", "available", "EXPANSIONS", "MAX_NODES"]
 
 MAX_NODES = 200  # tensors and ops; beyond this a picture is hard to read and slow to lay out
-INSTALL_HINT = ("pip install 'tapegrad[draw]' (or: pip install graphviz) for the Python package, and Graphviz's "
-                "dot program: apt-get install graphviz (Debian/Ubuntu), brew install graphviz (macOS), or "
-                "https://graphviz.org/download/")
+INSTALL_HINT = ('pip install graphviz (in a tapegrad checkout: pip install ".[draw]") for the Python package, '
+                "and Graphviz's dot program: apt-get install graphviz (Debian/Ubuntu), brew install graphviz "
+                "(macOS), or https://graphviz.org/download/")
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 # Display rules, one entry per fused op of the engine that has a short teaching decomposition. A step

@@ -22,6 +22,7 @@ class GradcheckReport:
 
     @property
     def ok(self):
+        """True when every input's gradient agreed with finite differences."""
         return all(ok for *_, ok in self.rows)
 
     def __bool__(self):

@@ -83,6 +83,8 @@ def install():
             else:
                 setattr(TensorNode, name, _core.binary_method(index, name.startswith("__r"), name))
     for name, fn in COMPOSITE.items():
+        if fn.__module__ == __name__:  # this module's own helpers show in help() under their method names
+            fn.__name__ = fn.__qualname__ = name
         setattr(TensorNode, name, fn)
     TensorNode.T = property(lambda x: functional.transpose(x), doc="The node with its axes reversed.")
     TensorNode.__hash__ = object.__hash__  # nodes stay usable as dict keys despite element-wise ==

@@ -61,6 +61,7 @@ class Module:
         object.__setattr__(self, name, array)
 
     def forward(self, *args, **kwargs):
+        """The module's computation on TensorNodes; calling the module calls this."""
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
@@ -92,6 +93,7 @@ class Module:
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self, prefix=""):
+        """(dotted name, array) for the buffers of this module (register_buffer) and its sub-modules'."""
         for name in self.__dict__.get("_buffers", {}):
             yield prefix + name, getattr(self, name)
         for name, m in self.named_children():
@@ -160,13 +162,16 @@ class Linear(Module):
 
     @property
     def weight(self):
+        """W, shape (output_size, input_size): PyTorch's name for ``w``."""
         return self.w
 
     @property
     def bias(self):
+        """b, shape (1, output_size), or None: PyTorch's name for ``b``."""
         return self.b
 
     def forward(self, input):
+        """input (n, input_size) -> input @ W.T + b, shape (n, output_size)."""
         outsize, insize = self.w.shape
         if input.ndim != 2 or input.shape[1] != insize:
             raise ValueError(f"Linear: expected input of shape (n, {insize}), got {input.shape}")
@@ -177,53 +182,75 @@ class Identity(Module):
     """Returns its input."""
 
     def forward(self, x):
+        """x itself."""
         return x
 
 
 class ReLU(Module):
+    """max(x, 0) element-wise, as a module."""
+
     def forward(self, x):
+        """relu(x), of x's shape."""
         return F.relu(x)
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)) element-wise, as a module."""
+
     def forward(self, x):
+        """sigmoid(x), of x's shape."""
         return F.sigmoid(x)
 
 
 class Tanh(Module):
+    """tanh(x) element-wise, as a module."""
+
     def forward(self, x):
+        """tanh(x), of x's shape."""
         return F.tanh(x)
 
 
 class Softplus(Module):
+    """log(1 + exp(x)) element-wise, as a module."""
+
     def forward(self, x):
+        """softplus(x), of x's shape."""
         return F.softplus(x)
 
 
 class LeakyReLU(Module):
+    """x where x > 0, slope * x elsewhere, as a module."""
+
     def __init__(self, slope=0.01):
         super().__init__()
         self.slope = slope
 
     def forward(self, x):
+        """leaky_relu(x, slope), of x's shape."""
         return F.leaky_relu(x, self.slope)
 
 
 class Softmax(Module):
+    """Softmax along ``axis`` (default the last), as a module."""
+
     def __init__(self, axis=-1):
         super().__init__()
         self.axis = axis
 
     def forward(self, x):
+        """softmax(x, axis), of x's shape."""
         return F.softmax(x, self.axis)
 
 
 class LogSoftmax(Module):
+    """Log-softmax along ``axis`` (default the last), as a module."""
+
     def __init__(self, axis=-1):
         super().__init__()
         self.axis = axis
 
     def forward(self, x):
+        """log_softmax(x, axis), of x's shape."""
         return F.logsoftmax(x, self.axis)
 
 
@@ -253,6 +280,7 @@ class Sequential(Module):
         self.layers = list(modules)
 
     def forward(self, x):
+        """x through each module in turn."""
         for m in self.layers:
             x = m(x)
         return x
@@ -272,6 +300,7 @@ class Residual(Module):
         self.module = module
 
     def forward(self, x):
+        """x + module(x), of x's shape."""
         y = self.module(x)
         if y.shape != x.shape:
             raise ValueError(f"Residual: the module maps shape {x.shape} to {y.shape}; a residual needs the same shape")
@@ -310,6 +339,7 @@ class MLP(Module):
         self.residual = residual
 
     def forward(self, x):
+        """x (n, sizes[0]) through the layers: (n, sizes[-1])."""
         for layer in self.layers[:-1]:
             h = self.activation(layer(x))
             x = x + h if self.residual and h.shape == x.shape else h
@@ -327,6 +357,7 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
+        """x with dropout applied in training (a new mask each call), x itself in evaluation."""
         if not self.training or self.p == 0:
             return x
         if self.p == 1:
@@ -352,6 +383,7 @@ class BatchNorm1d(Module):
         self.register_buffer("running_var", np.ones((1, num_features), dtype=dtype))
 
     def forward(self, x):
+        """x (n, num_features) normalised per feature, of the same shape."""
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d: expected input of shape (n, {self.num_features}), got {x.shape}")
         if self.training:
@@ -511,6 +543,7 @@ class CrossEntropyLoss(_Loss):
     """cross_entropy(logits, targets)."""
 
     def forward(self, logits, targets):
+        """Loss of logits (n, C) against integer targets (n,): a 0-d node."""
         return F.cross_entropy(logits, targets, self.reduction)
 
 
@@ -518,6 +551,7 @@ class NLLLoss(_Loss):
     """nll_loss(log_probabilities, targets): vugrad's logceloss with a reduction."""
 
     def forward(self, logprobs, targets):
+        """Loss of log-probabilities (n, C) against integer targets (n,): a 0-d node."""
         return F.nll_loss(logprobs, targets, self.reduction)
 
 
@@ -525,6 +559,7 @@ class BCELoss(_Loss):
     """binary_cross_entropy(probabilities, targets)."""
 
     def forward(self, probs, targets):
+        """Loss of probabilities against targets of the same shape: a 0-d node."""
         return F.binary_cross_entropy(probs, targets, self.reduction)
 
 
@@ -532,6 +567,7 @@ class BCEWithLogitsLoss(_Loss):
     """binary_cross_entropy_with_logits(logits, targets)."""
 
     def forward(self, logits, targets):
+        """Loss of logits against targets of the same shape: a 0-d node."""
         return F.binary_cross_entropy_with_logits(logits, targets, self.reduction)
 
 
@@ -539,4 +575,5 @@ class MSELoss(_Loss):
     """mse_loss(prediction, target)."""
 
     def forward(self, prediction, target):
+        """Loss of a prediction against a target of the same shape: a 0-d node."""
         return F.mse_loss(prediction, target, self.reduction)

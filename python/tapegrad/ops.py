@@ -26,6 +26,7 @@ Row = namedtuple("Row", "native cls doc kind function methods operators")
 
 
 def row(native, cls, doc, kind=None, function=None, methods=None, operators=()):
+    """One entry of OPS (see the module's docstring); ``function`` and ``methods`` get their defaults."""
     if function is None and kind is not None:
         function = native
     if methods is None:

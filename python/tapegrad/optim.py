@@ -98,6 +98,7 @@ class SGD(Optimizer):
                          weight_decay=weight_decay)
 
     def step(self):
+        """Update every parameter that has a gradient, in place (one engine call)."""
         h = self.hyper
         use_momentum = h["momentum"] != 0
         first = [use_momentum and "momentum_buffer" not in st for st in self.state]  # buf = d at first
@@ -117,6 +118,7 @@ class Adam(Optimizer):
         super().__init__(params, lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
 
     def step(self):
+        """Update every parameter that has a gradient, in place (one engine call)."""
         h = self.hyper
         steps = []
         for active, st in zip(self._active(), self.state):
@@ -144,6 +146,7 @@ class RMSprop(Optimizer):
         super().__init__(params, lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum)
 
     def step(self):
+        """Update every parameter that has a gradient, in place (one engine call)."""
         h = self.hyper
         _core.rmsprop_step(self.params, self._states("square_avg"), self._states("momentum_buffer", h["momentum"] != 0),
                            _core.RmspropConfig(self.lr, h["alpha"], h["eps"], h["weight_decay"], h["momentum"]))
@@ -164,12 +167,15 @@ class _Schedule:
         self.optimizer.lr = self.lr_at(self.epoch)
 
     def get_last_lr(self):
+        """The learning rate the optimiser uses now."""
         return self.optimizer.lr
 
     def state_dict(self):
+        """The schedule's position, for vg.save."""
         return {"epoch": self.epoch, "base_lr": self.base_lr}
 
     def load_state_dict(self, state):
+        """Resume from a state_dict(), setting the optimiser's learning rate to match."""
         self.epoch, self.base_lr = int(state["epoch"]), float(state["base_lr"])
         self.optimizer.lr = self.lr_at(self.epoch)
 
@@ -184,6 +190,7 @@ class StepLR(_Schedule):
         self.step_size, self.gamma = step_size, gamma
 
     def lr_at(self, epoch):
+        """The learning rate after ``epoch`` epochs."""
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 
@@ -197,5 +204,6 @@ class CosineAnnealingLR(_Schedule):
         self.T_max, self.eta_min = T_max, eta_min
 
     def lr_at(self, epoch):
+        """The learning rate after ``epoch`` epochs."""
         t = min(epoch, self.T_max)
         return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * t / self.T_max)) / 2

@@ -1,6 +1,7 @@
 """Figures for the experiments: training curves, decision boundaries, contour paths, histograms.
 
-matplotlib is an optional extra (``pip install 'tapegrad[plot]'``). It is imported only when a
+matplotlib is an optional extra (``pip install matplotlib``, or ``pip install ".[plot]"`` in a
+tapegrad checkout). It is imported only when a
 function here is called, and drawn through its Agg canvas: no display is needed, no pyplot state is
 touched and the backend of an interactive session is left alone. Without matplotlib every function
 raises ImportError saying how to install it; nothing else in tapegrad needs it.
@@ -19,7 +20,7 @@ import os
 
 import numpy as np
 
-INSTALL_HINT = "pip install 'tapegrad[plot]' (or: pip install matplotlib)"
+INSTALL_HINT = 'pip install matplotlib (in a tapegrad checkout: pip install ".[plot]")'
 
 
 def _matplotlib():

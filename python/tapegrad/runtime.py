@@ -1,12 +1,15 @@
 """The engine's run-time settings: threads, and which library runs matrix products.
 
 At import, matrix products are pointed at the OpenBLAS that numpy's wheel bundles (numpy is the
-one run-time dependency, and its BLAS dispatches to the CPU at run time); TAPEGRAD_BLAS names
-another library with cblas_sgemm/dgemm, or "eigen" to keep Eigen's products.
+one run-time dependency, and its BLAS dispatches to the CPU at run time), or else at PyPI's
+scipy-openblas32 if it is installed (``pip install ".[blas]"``); without either they run on the
+engine's Eigen products, slower, and a warning says so once. TAPEGRAD_BLAS names another library
+with cblas_sgemm/dgemm, or "eigen" to keep Eigen's products.
 """
 
 import glob
 import os
+import warnings
 
 import numpy as np
 
@@ -25,21 +28,36 @@ def get_num_threads():
     return _core.get_num_threads()
 
 
-def _load_numpy_blas():
-    """Point the engine's matrix products at numpy's bundled OpenBLAS, or at TAPEGRAD_BLAS;
-    without a loadable BLAS the engine uses Eigen."""
+def blas_libraries():
+    """The shared libraries tried for matrix products, in order: the OpenBLAS bundled with numpy's
+    wheel, then scipy-openblas32's (if installed)."""
+    here = os.path.dirname(np.__file__)
+    found = sorted(glob.glob(os.path.join(here + ".libs", "*openblas*"))
+                   + glob.glob(os.path.join(here, ".dylibs", "*openblas*")))
+    try:
+        import scipy_openblas32
+    except ImportError:
+        return found
+    return found + sorted(glob.glob(os.path.join(scipy_openblas32.get_lib_dir(), "*scipy_openblas*")))
+
+
+def _load_blas():
+    """Point the engine's matrix products at the first library of blas_libraries() (or TAPEGRAD_BLAS)
+    that loads; warn once when none does."""
     choice = os.environ.get("TAPEGRAD_BLAS", "")
     if choice.lower() == "eigen":
         return
-    if choice:
-        candidates = [choice]
-    else:
-        here = os.path.dirname(np.__file__)
-        candidates = sorted(glob.glob(os.path.join(here + ".libs", "*openblas*"))
-                            + glob.glob(os.path.join(here, ".dylibs", "*openblas*")))
+    candidates = [choice] if choice else blas_libraries()
     for path in candidates:
         if _core.load_blas(path):
             return
+    if choice:
+        reason = f"TAPEGRAD_BLAS={choice} is not a loadable library with cblas_sgemm and cblas_dgemm"
+    else:
+        reason = "numpy has no bundled OpenBLAS (a distribution's numpy uses the system's) and scipy-openblas32 is not installed"
+    warnings.warn(f"tapegrad: matrix products fall back to Eigen's, at about 60-70% of OpenBLAS's speed: {reason}. "
+                  'Install it with: pip install scipy-openblas32 (or pip install ".[blas]" from a checkout of '
+                  "tapegrad); TAPEGRAD_BLAS=eigen keeps Eigen without this warning.", RuntimeWarning, stacklevel=2)
 
 
 def gemm_backend():
@@ -52,4 +70,4 @@ def set_gemm_backend(name):
     _core.set_gemm_backend(name)
 
 
-_load_numpy_blas()
+_load_blas()

@@ -1,0 +1,148 @@
+"""Which library runs matrix products: numpy's bundled OpenBLAS, then scipy-openblas32, then Eigen
+with one warning; and the kernel copy chosen for this CPU.
+
+Each case runs in a fresh interpreter, since the choice is made once, at import.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tapegrad as vg
+
+NUMPY_BLAS = vg.runtime.blas_libraries()[:1]
+
+
+def run(code, **env):
+    """Runs code in a fresh interpreter (tapegrad importable as here); returns (stdout, stderr)."""
+    path = os.pathsep.join([os.path.dirname(os.path.dirname(vg.__file__)), os.environ.get("PYTHONPATH", "")])
+    full_env = {k: v for k, v in os.environ.items() if k not in ("TAPEGRAD_BLAS", "TAPEGRAD_ISA")}
+    full_env.update(env, PYTHONPATH=path)
+    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 0, res.stderr
+    return res.stdout, res.stderr
+
+
+# A numpy without bundled OpenBLAS (as Debian's python3-numpy): its folder is moved out of sight,
+# and scipy_openblas32 is either absent or a stand-in whose library folder we choose.
+WITHOUT_NUMPY_BLAS = """
+    import sys, types, warnings
+    import numpy
+    numpy.__file__ = "/nonexistent/numpy/__init__.py"
+    {scipy_openblas32}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        import tapegrad as vg
+    print(vg.gemm_backend())
+    print("|".join(str(w.message) for w in caught if "matrix products" in str(w.message)))
+"""
+ABSENT = "sys.modules['scipy_openblas32'] = None"
+STAND_IN = ("sys.modules['scipy_openblas32'] = types.SimpleNamespace(get_lib_dir=lambda: {folder!r})")
+
+
+def test_matrix_products_use_numpys_openblas_when_it_has_one():
+    if not NUMPY_BLAS:
+        pytest.skip("this numpy bundles no OpenBLAS")
+    out, err = run("import tapegrad as vg; print(vg.gemm_backend())")
+    assert out.split() == ["blas"] and "matrix products" not in err
+
+
+def test_without_numpys_openblas_or_scipy_openblas32_products_fall_back_to_eigen_with_one_warning():
+    out, _ = run(WITHOUT_NUMPY_BLAS.format(scipy_openblas32=ABSENT))
+    backend, message = out.splitlines()
+    assert backend == "eigen"
+    assert message.count("fall back to Eigen") == 1 and "pip install scipy-openblas32" in message
+
+
+def test_scipy_openblas32_is_tried_after_numpys_openblas(tmp_path):
+    if not NUMPY_BLAS:
+        pytest.skip("this numpy bundles no OpenBLAS to stand in for scipy-openblas32's")
+    (tmp_path / "libscipy_openblas.so").symlink_to(NUMPY_BLAS[0])
+    out, _ = run(WITHOUT_NUMPY_BLAS.format(scipy_openblas32=STAND_IN.format(folder=str(tmp_path))))
+    assert out.splitlines() == ["blas", ""]
+
+
+def test_the_real_scipy_openblas32_library_runs_products_like_numpy():
+    pytest.importorskip("scipy_openblas32")
+    out, _ = run("""
+        import numpy as np, scipy_openblas32, glob, os
+        from tapegrad import _core
+        import tapegrad as vg
+        lib = sorted(glob.glob(os.path.join(scipy_openblas32.get_lib_dir(), "*scipy_openblas*")))[0]
+        vg.set_gemm_backend("eigen")
+        assert _core.load_blas(lib) and vg.gemm_backend() == "blas"
+        rng = np.random.default_rng(0)
+        a, b = rng.standard_normal((64, 48)), rng.standard_normal((48, 80))
+        print(np.abs((vg.TensorNode(a) @ vg.TensorNode(b)).value - a @ b).max())
+    """)
+    assert float(out) < 1e-12
+
+
+def test_a_tapegrad_blas_that_does_not_load_warns_and_keeps_eigen(tmp_path):
+    out, _ = run("""
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import tapegrad as vg
+        print(vg.gemm_backend())
+        print("|".join(str(w.message) for w in caught))
+    """, TAPEGRAD_BLAS=str(tmp_path / "missing.so"))
+    backend, message = out.splitlines()
+    assert backend == "eigen" and "missing.so is not a loadable library" in message
+
+
+def test_tapegrad_blas_eigen_keeps_eigen_without_a_warning():
+    out, err = run("import tapegrad as vg; print(vg.gemm_backend())", TAPEGRAD_BLAS="eigen")
+    assert out.split() == ["eigen"] and "matrix products" not in err
+
+
+# ---- the kernel copies (cpp/isa.cpp) ----
+
+def test_the_kernel_copy_in_use_is_one_of_those_built_and_the_best_this_cpu_runs():
+    isas = vg._core.kernel_isas()
+    assert vg._core.kernel_isa() in isas and isas[-1] in ("x86-64", "native", "baseline")
+    if os.environ.get("TAPEGRAD_ISA"):
+        assert vg._core.kernel_isa() == os.environ["TAPEGRAD_ISA"]
+        return
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    if "x86-64-v3" in isas and " avx2 " in flags and " fma " in flags and " bmi2 " in flags:
+        assert vg._core.kernel_isa() == "x86-64-v3"
+
+
+def test_every_kernel_copy_computes_what_numpy_does():
+    # The same small training computation under each copy this CPU runs, against numpy.
+    code = """
+        import numpy as np, tapegrad as vg
+        rng = np.random.default_rng(0)
+        x, w = rng.standard_normal((64, 30)), rng.standard_normal((30, 5))
+        for dt in (np.float32, np.float64):
+            a, b = vg.TensorNode(x.astype(dt)), vg.TensorNode(w.astype(dt))
+            loss = vg.log_softmax(vg.sigmoid(a @ b) * 3.0).sum()
+            loss.backward()
+            s = 1 / (1 + np.exp(-(x @ w)))
+            z = 3 * s
+            ref = (z - np.log(np.exp(z).sum(1, keepdims=True))).sum()
+            print(vg._core.kernel_isa(), dt.__name__, abs(loss.item() - ref) / abs(ref))
+    """
+    for isa in vg._core.kernel_isas():
+        try:
+            out, _ = run(code, TAPEGRAD_ISA=isa)
+        except AssertionError as e:
+            assert "lacks that instruction set" in str(e)
+            continue
+        for line in out.splitlines():
+            name, dtype, err = line.split()
+            assert name == isa and float(err) < (1e-5 if dtype == "float32" else 1e-12), line
+
+
+def test_an_unknown_kernel_copy_is_an_error_naming_the_ones_built():
+    res = subprocess.run([sys.executable, "-c", "import tapegrad"], capture_output=True, text=True,
+                         env=dict(os.environ, TAPEGRAD_ISA="pentium",
+                                  PYTHONPATH=os.path.dirname(os.path.dirname(vg.__file__))))
+    assert res.returncode != 0 and "TAPEGRAD_ISA=pentium: not one of the kernel copies built" in res.stderr
+    assert vg._core.kernel_isas()[-1] in res.stderr
