@@ -18,7 +18,7 @@ from .draw import Drawing, draw
 from .data import DataLoader, batches, load_five_points, write_idx
 from .data import load_cifar10
 from .init import manual_seed
-from .nn import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
+from .modules import MLP, BatchNorm1d, Dropout, Linear, Module, Residual, Sequential
 
 # Every op class (vg.Add, vg.Sigmoid ...) and every function (vg.exp, vg.sum ...).
 from .ops import *  # noqa: E402,F401,F403

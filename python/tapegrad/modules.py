@@ -1,10 +1,17 @@
-"""Modules: a forward that composes ops, and the parameters it owns.
+"""Modules: a forward that composes ops, and the parameters it owns (vugrad's dialect).
 
-Assigning a TensorNode leaf that requires grad to a module attribute registers it as a parameter;
-assigning a Module registers a sub-module; lists, tuples and dicts of them count too (their
-contents as they are when parameters are collected, named attribute.index or attribute.key). ``parameters()``,
-``named_parameters()``, ``train()``, ``eval()``, ``zero_grad()``, ``state_dict()`` and
+``vg.Module``, ``vg.Linear`` (``w`` (out, in), ``b`` (1, out), Glorot normal, float64), ``vg.MLP``,
+``vg.Sequential``, ``vg.BatchNorm1d``, ``vg.Dropout`` and ``vg.Residual`` live here; PyTorch's
+modules (``tapegrad.nn``) are built on the same Module class.
+
+Assigning a TensorNode leaf that requires grad to a module attribute registers it as a parameter
+(it stays one if it is frozen later); assigning a Module registers a sub-module; lists, tuples and
+dicts of them count too (their contents as they are when parameters are collected, named
+attribute.index or attribute.key). ``parameters()``, ``named_parameters()``, ``children()``,
+``modules()``, ``apply()``, ``train()``, ``eval()``, ``zero_grad()``, ``state_dict()`` and
 ``load_state_dict()`` follow PyTorch; a subclass may still override ``parameters()`` as in vugrad.
+Here parameters are listed in assignment order and ``parameters()`` is a list; tapegrad.nn.Module
+lists them as PyTorch does (a module's own first) and returns a generator.
 """
 
 import math
@@ -13,38 +20,75 @@ import numpy as np
 
 from . import functional as F
 from . import init as initialisers
+from ._torchlike import as_array, write
 from .core import TensorNode
+
+_PARAMETER, _MODULE, _CONTAINER = "parameter", "module", "container"
 
 
 def _is_parameter(value):
     return isinstance(value, TensorNode) and value.is_leaf and value.requires_grad
 
 
+def _kind(value):
+    """What an attribute registers as when assigned: a parameter, a module, a container, or nothing."""
+    if _is_parameter(value):
+        return _PARAMETER
+    if isinstance(value, Module):
+        return _MODULE
+    if isinstance(value, (list, tuple, dict)):
+        return _CONTAINER
+    return None
+
+
+def clear_grads(params, set_to_none=True):
+    """Clear the gradients of params: set them to None (a vugrad node then reads zeros again), or,
+    with set_to_none=False, overwrite the stored gradients with zeros in place."""
+    for p in params:
+        if set_to_none or not p._has_grad:
+            p.grad = None
+        else:
+            write(p.grad, 0.0)
+
+
+def _indent(text, spaces=2):
+    """Every line but the first of text indented by spaces (for nested reprs)."""
+    lines = text.split("\n")
+    return lines[0] + "".join("\n" + " " * spaces + line for line in lines[1:])
+
+
 class Module:
     """Base class of models and layers: ``module(x)`` calls ``forward(x)``."""
 
     training = True
+    _own_parameters_first = False  # PyTorch's order: a module's own parameters, then its children's
 
     def __init__(self):
         pass
 
     def __setattr__(self, name, value):
         registry = self.__dict__.setdefault("_registry", {})
-        if _is_parameter(value) or isinstance(value, (Module, list, tuple, dict)):
-            registry[name] = None  # kept in first-assignment order; looked up when walked
-        else:
+        kind = _kind(value)
+        if kind is None:
             registry.pop(name, None)
+        else:
+            registry[name] = kind  # kept in first-assignment order; its value is looked up when walked
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
         self.__dict__.get("_registry", {}).pop(name, None)
+        self.__dict__.get("_buffers", {}).pop(name, None)
         object.__delattr__(self, name)
 
     def _members(self):
         """(name, value) for registered parameters and modules, looking into lists, tuples and
         dicts (named name.index or name.key) as they are now."""
-        for name in self.__dict__.get("_registry", {}):
+        for name, kind in self.__dict__.get("_registry", {}).items():
             value = self.__dict__.get(name)
+            if kind == _PARAMETER:
+                if isinstance(value, TensorNode) and value.is_leaf:  # frozen later, still a parameter
+                    yield name, value
+                continue
             if isinstance(value, dict):
                 items = [(f"{name}.{k}", v) for k, v in value.items()]
             elif isinstance(value, (list, tuple)):
@@ -55,10 +99,34 @@ class Module:
                 if _is_parameter(v) or isinstance(v, Module):
                     yield key, v
 
-    def register_buffer(self, name, array):
-        """Keep an array (not learned, e.g. running statistics) in state_dict under ``name``."""
-        self.__dict__.setdefault("_buffers", {})[name] = None
-        object.__setattr__(self, name, array)
+    def register_buffer(self, name, tensor, persistent=True):
+        """Keep a value that is not learned (running statistics, say) as attribute ``name``, in
+        state_dict under its name unless persistent=False; None is allowed (and not saved)."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name must be a non-empty string without '.', got {name!r}")
+        self.__dict__.setdefault("_buffers", {})[name] = bool(persistent)
+        self.__dict__.get("_registry", {}).pop(name, None)
+        object.__setattr__(self, name, tensor)
+
+    def register_parameter(self, name, param):
+        """Register param (a leaf TensorNode, or None for an absent one) as parameter ``name``."""
+        if param is not None and not (isinstance(param, TensorNode) and param.is_leaf):
+            raise TypeError(f"register_parameter: {name!r} must be a leaf tensor or None, got {type(param).__name__}")
+        object.__setattr__(self, name, param)
+        if param is not None:
+            self.__dict__.setdefault("_registry", {})[name] = _PARAMETER
+
+    def add_module(self, name, module):
+        """Register module (or None) as the sub-module ``name``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {type(module).__name__} is not a Module")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"add_module: a module name must be a non-empty string without '.', got {name!r}")
+        if hasattr(type(self), name):
+            raise KeyError(f"add_module: attribute {name!r} already exists")
+        setattr(self, name, module)
+
+    register_module = add_module
 
     def forward(self, *args, **kwargs):
         """The module's computation on TensorNodes; calling the module calls this."""
@@ -67,42 +135,110 @@ class Module:
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
+    # ---- walking the tree ----
+
     def named_children(self):
-        """(name, module) for each direct sub-module; modules in a list are named name.i."""
+        """(name, module) for each direct sub-module, each once; modules in a list are named name.i."""
+        seen = set()
         for name, value in self._members():
-            if isinstance(value, Module):
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, parameter) for this module's parameters and its sub-modules', each once."""
-        seen = set()
-        for name, p in self._named_parameters(prefix):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, p
+    def children(self):
+        """The direct sub-modules, each once."""
+        for _, m in self.named_children():
+            yield m
 
-    def _named_parameters(self, prefix):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(dotted name, module) for this module ("" or prefix) and every module below it, parents first."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
+        yield prefix, self
+        for name, m in self.named_children():
+            yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
+
+    def modules(self):
+        """This module and every module below it, each once, parents first."""
+        for _, m in self.named_modules():
+            yield m
+
+    def _own_parameters(self):
+        """(name, parameter) registered on this module itself (not its sub-modules)."""
+        for name, value in self._members():
+            if not isinstance(value, Module):
+                yield name, value
+
+    def _walk_parameters(self, prefix):
+        if self._own_parameters_first:
+            for name, p in self._own_parameters():
+                yield prefix + name, p
+            for name, m in self.named_children():
+                yield from m._walk_parameters(prefix + name + ".")
+            return
         for name, value in self._members():
             if isinstance(value, Module):
-                yield from value._named_parameters(prefix + name + ".")
+                yield from value._walk_parameters(prefix + name + ".")
             else:
                 yield prefix + name, value
 
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """(dotted name, parameter) for this module's parameters and (recurse) its sub-modules',
+        each once unless remove_duplicate=False."""
+        pairs = self._walk_parameters(prefix + "." if prefix else "") if recurse else (
+            ((f"{prefix}.{n}" if prefix else n), p) for n, p in self._own_parameters())
+        seen = set()
+        for name, p in pairs:
+            if remove_duplicate:
+                if id(p) in seen:
+                    continue
+                seen.add(id(p))
+            yield name, p
+
     def parameters(self):
-        """The TensorNodes this module learns, each once."""
+        """The TensorNodes this module learns, each once (a list)."""
         return [p for _, p in self.named_parameters()]
 
-    def named_buffers(self, prefix=""):
-        """(dotted name, array) for the buffers of this module (register_buffer) and its sub-modules'."""
-        for name in self.__dict__.get("_buffers", {}):
-            yield prefix + name, getattr(self, name)
-        for name, m in self.named_children():
-            yield from m.named_buffers(prefix + name + ".")
+    def _own_buffers(self, persistent_only=False):
+        """(name, value) of the buffers registered on this module itself (None ones left out)."""
+        for name, persistent in self.__dict__.get("_buffers", {}).items():
+            value = self.__dict__.get(name)
+            if value is not None and (persistent or not persistent_only):
+                yield name, value
+
+    def named_buffers(self, prefix="", recurse=True):
+        """(dotted name, value) for the buffers of this module (register_buffer) and its sub-modules'."""
+        start = prefix + "." if prefix else ""
+        for name, b in self._own_buffers():
+            yield start + name, b
+        if recurse:
+            for name, m in self.named_children():
+                yield from m.named_buffers(start + name)
+
+    def buffers(self, recurse=True):
+        """The buffers' values (see named_buffers)."""
+        for _, b in self.named_buffers(recurse=recurse):
+            yield b
+
+    def apply(self, fn):
+        """Call fn(module) on every sub-module (children first, as PyTorch) and then on this one;
+        returns this module. Used to initialise weights: ``net.apply(init_weights)``."""
+        for m in self.children():
+            m.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and gradients ----
 
     def train(self, mode=True):
         """Training mode (dropout active, batch statistics); returns the module."""
+        if not isinstance(mode, bool):
+            raise ValueError(f"train: mode must be a bool, got {mode!r}")
         self.training = mode
-        for _, m in self.named_children():
+        for m in self.children():
             m.train(mode)
         return self
 
@@ -110,41 +246,109 @@ class Module:
         """Evaluation mode (no dropout, running statistics); returns the module."""
         return self.train(False)
 
-    def zero_grad(self):
-        """Clear the gradients of all parameters."""
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes them); returns the module."""
         for p in self.parameters():
-            p.grad = None
+            p.requires_grad = requires_grad
+        return self
+
+    def zero_grad(self, set_to_none=True):
+        """Clear the gradients of all parameters (see clear_grads)."""
+        clear_grads(self.parameters(), set_to_none)
+
+    # ---- state ----
 
     def state_dict(self):
-        """Copies of the parameters' values and the buffers, by dotted name."""
+        """Copies of the parameters' values and the buffers (numpy arrays), by dotted name."""
         state = {name: p.value.copy() for name, p in self.named_parameters()}
-        state.update({name: np.array(b, copy=True) for name, b in self.named_buffers()})
+        state.update({name: np.array(as_array(b), copy=True) for name, b in self._state_buffers()})
         return state
 
-    def load_state_dict(self, state):
-        """Set parameters and buffers from a state_dict; ValueError naming missing, unexpected
-        or mismatched entries (nothing is changed then)."""
-        params = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
-        expected = set(params) | set(buffers)
-        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    def _state_buffers(self, prefix=""):
+        """(dotted name, value) of the buffers state_dict saves (the persistent ones)."""
+        start = prefix + "." if prefix else ""
+        for name, b in self._own_buffers(persistent_only=True):
+            yield start + name, b
+        for name, m in self.named_children():
+            yield from m._state_buffers(start + name)
+
+    def _state_targets(self):
+        """name -> the parameter or buffer a state_dict entry of that name loads into."""
+        targets = dict(self.named_parameters())
+        targets.update(self._state_buffers())
+        return targets
+
+    def _check_state(self, state, strict, error=ValueError):
+        """(targets, missing, unexpected) for loading state; raises error naming every problem
+        (missing and unexpected keys only when strict; shape mismatches always)."""
+        if not hasattr(state, "keys"):
+            raise TypeError(f"load_state_dict: expected a dict of arrays or tensors, got {type(state).__name__}")
+        targets = self._state_targets()
+        missing = [k for k in targets if k not in state]
+        unexpected = [k for k in state if k not in targets]
         problems = []
-        if missing:
+        if strict and missing:
             problems.append(f"missing: {', '.join(missing)}")
-        if unexpected:
-            problems.append(f"unexpected: {', '.join(unexpected)}")
-        for name in sorted(expected & set(state)):
-            have = params[name].value if name in params else buffers[name]
-            got = np.asarray(state[name])
-            if got.shape != np.shape(have):
-                problems.append(f"{name} has shape {got.shape} in the state but {np.shape(have)} in the model")
+        if strict and unexpected:
+            problems.append(f"unexpected: {', '.join(map(str, unexpected))}")
+        for name in targets:
+            if name in state:
+                have, got = np.shape(as_array(targets[name])), np.shape(as_array(state[name]))
+                if got != have:
+                    problems.append(f"{name} has shape {got} in the state but {have} in the model")
         if problems:
-            raise ValueError(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
-        for name, p in params.items():
-            p.value[...] = state[name]
-            p._bump_version()
-        for name, b in buffers.items():
-            b[...] = state[name]
+            raise error(f"load_state_dict into {type(self).__name__}: " + "; ".join(problems))
+        return targets, missing, unexpected
+
+    def load_state_dict(self, state, strict=True):
+        """Set parameters and buffers from a state_dict (arrays or tensors by dotted name);
+        ValueError naming missing, unexpected or mismatched entries (nothing is changed then).
+        With strict=False, missing and unexpected names are allowed. Returns (missing, unexpected)."""
+        targets, missing, unexpected = self._check_state(state, strict)
+        for name, target in targets.items():
+            if name in state:
+                write(target, state[name])
+        return IncompatibleKeys(missing, unexpected)
+
+    # ---- printing ----
+
+    def extra_repr(self):
+        """The module's own settings, shown inside its repr (PyTorch's hook); '' by default."""
+        return ""
+
+    def __repr__(self):
+        extra = self.extra_repr()
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): {_indent(repr(m))}" for name, m in self.named_children()]
+        lines = extra_lines + child_lines
+        if not lines:
+            return f"{type(self).__name__}()"
+        if len(extra_lines) == 1 and not child_lines:
+            return f"{type(self).__name__}({extra_lines[0]})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+class IncompatibleKeys(tuple):
+    """What load_state_dict returns: the names it did not find (missing_keys) and the names it did
+    not use (unexpected_keys); a pair, as PyTorch's."""
+
+    def __new__(cls, missing_keys, unexpected_keys):
+        return super().__new__(cls, (list(missing_keys), list(unexpected_keys)))
+
+    @property
+    def missing_keys(self):
+        """Names of the model's parameters and buffers the state did not hold."""
+        return self[0]
+
+    @property
+    def unexpected_keys(self):
+        """Names in the state the model has no parameter or buffer for."""
+        return self[1]
+
+    def __repr__(self):
+        if not self[0] and not self[1]:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self[0]}, unexpected_keys={self[1]})"
 
 
 class Linear(Module):
@@ -176,6 +380,10 @@ class Linear(Module):
         if input.ndim != 2 or input.shape[1] != insize:
             raise ValueError(f"Linear: expected input of shape (n, {insize}), got {input.shape}")
         return F.linear(input, self.w, self.b)
+
+    def extra_repr(self):
+        """input_size, output_size and whether there is a bias."""
+        return f"input_size={self.w.shape[1]}, output_size={self.w.shape[0]}, bias={self.b is not None}"
 
 
 class Identity(Module):
@@ -229,6 +437,10 @@ class LeakyReLU(Module):
         """leaky_relu(x, slope), of x's shape."""
         return F.leaky_relu(x, self.slope)
 
+    def extra_repr(self):
+        """The slope."""
+        return f"slope={self.slope}"
+
 
 class Softmax(Module):
     """Softmax along ``axis`` (default the last), as a module."""
@@ -241,6 +453,10 @@ class Softmax(Module):
         """softmax(x, axis), of x's shape."""
         return F.softmax(x, self.axis)
 
+    def extra_repr(self):
+        """The axis."""
+        return f"axis={self.axis}"
+
 
 class LogSoftmax(Module):
     """Log-softmax along ``axis`` (default the last), as a module."""
@@ -252,6 +468,10 @@ class LogSoftmax(Module):
     def forward(self, x):
         """log_softmax(x, axis), of x's shape."""
         return F.logsoftmax(x, self.axis)
+
+    def extra_repr(self):
+        """The axis."""
+        return f"axis={self.axis}"
 
 
 ACTIVATIONS = {
@@ -365,6 +585,10 @@ class Dropout(Module):
         keep = initialisers.generator().random(x.shape) >= self.p
         return x * (keep / (1 - self.p)).astype(x.dtype)
 
+    def extra_repr(self):
+        """The probability of zeroing."""
+        return f"p={self.p}"
+
 
 class BatchNorm1d(Module):
     """Normalises each feature of an (n, features) batch: (x - mean) / sqrt(var + eps) * weight + bias.
@@ -400,180 +624,6 @@ class BatchNorm1d(Module):
             xhat = (x - self.running_mean) / np.sqrt(self.running_var + self.eps)
         return xhat * self.weight + self.bias
 
-
-# ---- convolutional layers (NCHW images) ----
-
-def _check_images(module, x, channels):
-    if x.ndim != 4 or (channels is not None and x.shape[1] != channels):
-        expected = "(N, C, H, W)" if channels is None else f"(N, {channels}, H, W)"
-        raise ValueError(f"{module}: expected input of shape {expected}, got {x.shape}")
-
-
-class Conv2d(Module):
-    """2-d convolution of images (N, in_channels, H, W) into (N, out_channels, H', W'), as PyTorch's.
-
-    ``weight`` has shape (out_channels, in_channels / groups, kH, kW) and ``bias`` (out_channels,)
-    (None with bias=False); both start uniform on [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in =
-    in_channels / groups * kH * kW, as PyTorch initialises them (kaiming_uniform with a = sqrt(5)).
-    kernel_size, stride, padding and dilation are ints or pairs; padding also 'valid' or 'same'.
-    """
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, dtype=np.float64):
-        super().__init__()
-        kh, kw = F._two(kernel_size, "kernel_size", "Conv2d")
-        for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"Conv2d: {name} must be a positive int, got {value!r}")
-        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
-            raise ValueError(f"Conv2d: groups must be a positive int, got {groups!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: in_channels {in_channels} and out_channels {out_channels} must both be "
-                             f"divisible by groups {groups}")
-        if kh < 1 or kw < 1:
-            raise ValueError(f"Conv2d: kernel_size must be positive, got {(kh, kw)}")
-        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, (kh, kw)
-        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        shape = (out_channels, in_channels // groups, kh, kw)
-        self.weight = TensorNode(initialisers.kaiming_uniform(shape, dtype=dtype, a=math.sqrt(5)))
-        bound = 1.0 / math.sqrt(shape[1] * kh * kw)
-        self.bias = TensorNode(initialisers.uniform((out_channels,), -bound, bound, dtype=dtype)) if bias else None
-
-    def forward(self, input):
-        _check_images("Conv2d", input, self.in_channels)
-        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-
-class MaxPool2d(Module):
-    """max_pool2d as a module: windows of kernel_size at stride (default kernel_size)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.dilation, self.ceil_mode = dilation, ceil_mode
-
-    def forward(self, input):
-        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
-
-
-class AvgPool2d(Module):
-    """avg_pool2d as a module (PyTorch's defaults: count_include_pad=True, ceil_mode=False)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-                 divisor_override=None):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
-
-    def forward(self, input):
-        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
-
-
-class AdaptiveAvgPool2d(Module):
-    """adaptive_avg_pool2d as a module: (N, C, H, W) -> (N, C, *output_size)."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
-    def forward(self, input):
-        return F.adaptive_avg_pool2d(input, self.output_size)
-
-
-class Flatten(Module):
-    """flatten(x, start_dim, end_dim): by default (N, C, H, W) -> (N, C * H * W), as PyTorch's."""
-
-    def __init__(self, start_dim=1, end_dim=-1):
-        super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
-
-    def forward(self, input):
-        return F.flatten(input, self.start_dim, self.end_dim)
-
-
-class BatchNorm2d(Module):
-    """Normalises each channel of images (N, C, H, W) over the batch and the pixels:
-    (x - mean) / sqrt(var + eps) * weight + bias, with weight and bias of shape (C,).
-
-    As BatchNorm1d: batch statistics (biased variance) in training, updating running_mean and
-    running_var (unbiased, with ``momentum``); the running estimates in evaluation.
-    """
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, dtype=np.float64):
-        super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
-        self.weight = TensorNode(np.ones(num_features, dtype=dtype))
-        self.bias = TensorNode(np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
-
-    def forward(self, x):
-        _check_images("BatchNorm2d", x, self.num_features)
-        per_channel = (1, self.num_features, 1, 1)
-        if self.training:
-            count = x.shape[0] * x.shape[2] * x.shape[3]
-            if count < 2:
-                raise ValueError("BatchNorm2d: training needs more than 1 value per channel to estimate a variance, "
-                                 f"got input of shape {x.shape}")
-            mean = x.mean(axis=(0, 2, 3), keepdims=True)
-            var = x.var(axis=(0, 2, 3), keepdims=True)
-            m = self.momentum
-            self.running_mean[...] = (1 - m) * self.running_mean + m * mean.value.reshape(-1)
-            self.running_var[...] = (1 - m) * self.running_var + m * var.value.reshape(-1) * count / (count - 1)
-            xhat = (x - mean) / F.sqrt(var + self.eps)
-        else:
-            mean = self.running_mean.reshape(per_channel).astype(x.dtype)
-            scale = (1.0 / np.sqrt(self.running_var + self.eps)).reshape(per_channel).astype(x.dtype)
-            xhat = (x - mean) * scale
-        return xhat * F.reshape(self.weight, per_channel) + F.reshape(self.bias, per_channel)
-
-
-# ---- losses as modules ----
-
-class _Loss(Module):
-    """A loss function as a module; ``reduction`` is 'mean' or 'sum' over the instances."""
-
-    def __init__(self, reduction="mean"):
-        super().__init__()
-        self.reduction = reduction
-
-
-class CrossEntropyLoss(_Loss):
-    """cross_entropy(logits, targets)."""
-
-    def forward(self, logits, targets):
-        """Loss of logits (n, C) against integer targets (n,): a 0-d node."""
-        return F.cross_entropy(logits, targets, self.reduction)
-
-
-class NLLLoss(_Loss):
-    """nll_loss(log_probabilities, targets): vugrad's logceloss with a reduction."""
-
-    def forward(self, logprobs, targets):
-        """Loss of log-probabilities (n, C) against integer targets (n,): a 0-d node."""
-        return F.nll_loss(logprobs, targets, self.reduction)
-
-
-class BCELoss(_Loss):
-    """binary_cross_entropy(probabilities, targets)."""
-
-    def forward(self, probs, targets):
-        """Loss of probabilities against targets of the same shape: a 0-d node."""
-        return F.binary_cross_entropy(probs, targets, self.reduction)
-
-
-class BCEWithLogitsLoss(_Loss):
-    """binary_cross_entropy_with_logits(logits, targets)."""
-
-    def forward(self, logits, targets):
-        """Loss of logits against targets of the same shape: a 0-d node."""
-        return F.binary_cross_entropy_with_logits(logits, targets, self.reduction)
-
-
-class MSELoss(_Loss):
-    """mse_loss(prediction, target)."""
-
-    def forward(self, prediction, target):
-        """Loss of a prediction against a target of the same shape: a 0-d node."""
-        return F.mse_loss(prediction, target, self.reduction)
+    def extra_repr(self):
+        """num_features, eps and momentum."""
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
