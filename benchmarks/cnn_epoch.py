@@ -37,18 +37,18 @@ def cpu_name():
 
 def torch_model(torch, model):
     """torch.nn layers mirroring a tapegrad Sequential of Conv2d/ReLU/MaxPool2d/Flatten/Linear, with
-    its parameters copied in (tapegrad's Linear keeps its bias as (1, out))."""
+    its parameters copied in."""
     tn = torch.nn
     layers = []
-    for layer in model.layers:
+    for layer in model:
         if isinstance(layer, vg.nn.Conv2d):
             t = tn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, padding=layer.padding)
             t.weight.data = torch.tensor(layer.weight.value.copy())
             t.bias.data = torch.tensor(layer.bias.value.copy())
         elif isinstance(layer, vg.nn.Linear):
-            t = tn.Linear(layer.w.shape[1], layer.w.shape[0])
-            t.weight.data = torch.tensor(layer.w.value.copy())
-            t.bias.data = torch.tensor(layer.b.value.reshape(-1).copy())
+            t = tn.Linear(layer.in_features, layer.out_features)
+            t.weight.data = torch.tensor(layer.weight.value.copy())
+            t.bias.data = torch.tensor(layer.bias.value.copy())
         elif isinstance(layer, vg.nn.MaxPool2d):
             t = tn.MaxPool2d(layer.kernel_size)
         else:

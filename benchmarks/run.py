@@ -406,12 +406,12 @@ def conv_flops(model, shape):
     total, first = 0, True
     x = vg.TensorNode(np.zeros(shape, dtype=np.float32), requires_grad=False)
     with vg.no_grad():
-        for layer in model.layers:
+        for layer in model:
             y = layer(x)
             if isinstance(layer, vg.nn.Conv2d):
                 work = 2 * y.value.size * layer.weight.value[0].size
             elif isinstance(layer, vg.nn.Linear):
-                work = 2 * y.value.size * layer.w.shape[1]
+                work = 2 * y.value.size * layer.in_features
             else:
                 work = 0
             total += work * (2 if first else 3)

@@ -1,11 +1,11 @@
-"""tapegrad.nn modules: parameter registration, each layer's forward against numpy, gradient flow
+"""vugrad's modules (tapegrad.modules, the loss modules of tapegrad.nn): parameter registration, each layer's forward against numpy, gradient flow
 through residual MLPs and batch normalisation, and the loss modules."""
 
 import numpy as np
 import pytest
 
 import tapegrad as vg
-from tapegrad import nn
+from tapegrad import modules, nn
 from reference import log_softmax, sigmoid, softmax
 
 SEEDS = [0, 1, 2]
@@ -317,8 +317,8 @@ def test_residual_mlp_gradients_match_finite_differences():
 def test_sequential_applies_its_modules_in_order_and_indexes_like_a_list():
     rng = np.random.default_rng(0)
     first, second = vg.Linear(3, 4), vg.Linear(4, 2)
-    seq = vg.Sequential(first, nn.ReLU(), second)
-    assert len(seq) == 3 and seq[0] is first and seq[-1] is second and isinstance(seq[1], nn.ReLU)
+    seq = vg.Sequential(first, modules.ReLU(), second)
+    assert len(seq) == 3 and seq[0] is first and seq[-1] is second and isinstance(seq[1], modules.ReLU)
     assert names(seq) == ["layers.0.w", "layers.0.b", "layers.2.w", "layers.2.b"]
     x = rng.standard_normal((5, 3))
     expected = np.maximum(x @ first.w.value.T, 0) @ second.w.value.T
@@ -331,17 +331,17 @@ def test_sequential_rejects_what_is_not_a_module():
 
 
 MODULES = [
-    ("relu", nn.ReLU(), lambda x: np.maximum(x, 0)),
-    ("sigmoid", nn.Sigmoid(), sigmoid),
-    ("tanh", nn.Tanh(), np.tanh),
-    ("softplus", nn.Softplus(), lambda x: np.logaddexp(0, x)),
-    ("leaky_relu", nn.LeakyReLU(), lambda x: np.where(x > 0, x, 0.01 * x)),
-    ("leaky_relu-0.2", nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
-    ("softmax", nn.Softmax(), softmax),
-    ("softmax-axis0", nn.Softmax(axis=0), lambda x: softmax(x, axis=0)),
-    ("log_softmax", nn.LogSoftmax(), log_softmax),
-    ("log_softmax-axis0", nn.LogSoftmax(axis=0), lambda x: log_softmax(x, axis=0)),
-    ("identity", nn.Identity(), lambda x: x),
+    ("relu", modules.ReLU(), lambda x: np.maximum(x, 0)),
+    ("sigmoid", modules.Sigmoid(), sigmoid),
+    ("tanh", modules.Tanh(), np.tanh),
+    ("softplus", modules.Softplus(), lambda x: np.logaddexp(0, x)),
+    ("leaky_relu", modules.LeakyReLU(), lambda x: np.where(x > 0, x, 0.01 * x)),
+    ("leaky_relu-0.2", modules.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    ("softmax", modules.Softmax(), softmax),
+    ("softmax-axis0", modules.Softmax(axis=0), lambda x: softmax(x, axis=0)),
+    ("log_softmax", modules.LogSoftmax(), log_softmax),
+    ("log_softmax-axis0", modules.LogSoftmax(axis=0), lambda x: log_softmax(x, axis=0)),
+    ("identity", modules.Identity(), lambda x: x),
 ]
 
 
@@ -353,19 +353,19 @@ def test_activation_module_matches_numpy(module, reference, seed):
 
 
 @pytest.mark.parametrize("name, cls", [
-    ("relu", nn.ReLU), ("sigmoid", nn.Sigmoid), ("tanh", nn.Tanh), ("softplus", nn.Softplus),
-    ("leaky_relu", nn.LeakyReLU), ("softmax", nn.Softmax), ("log_softmax", nn.LogSoftmax),
-    ("identity", nn.Identity), (None, nn.Identity),
+    ("relu", modules.ReLU), ("sigmoid", modules.Sigmoid), ("tanh", modules.Tanh), ("softplus", modules.Softplus),
+    ("leaky_relu", modules.LeakyReLU), ("softmax", modules.Softmax), ("log_softmax", modules.LogSoftmax),
+    ("identity", modules.Identity), (None, modules.Identity),
 ])
 def test_get_activation_builds_the_module_it_names(name, cls):
-    assert type(nn.get_activation(name)) is cls
+    assert type(modules.get_activation(name)) is cls
 
 
 def test_get_activation_passes_a_module_through_and_rejects_unknown_names():
-    module = nn.LeakyReLU(0.3)
-    assert nn.get_activation(module) is module
+    module = modules.LeakyReLU(0.3)
+    assert modules.get_activation(module) is module
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
-        nn.get_activation("gelu")
+        modules.get_activation("gelu")
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         vg.MLP([2, 2], activation="swish")
 

@@ -1,12 +1,19 @@
 """Checkpoints: parameters, buffers and optimiser state in one .npz file, without pickle.
 
-``save(obj, path)`` takes a Module, an Optimizer, a schedule, a dict of arrays, or a dict naming
-several of these (and plain numbers or strings, e.g. the epoch). ``load(path)`` gives back the
-same structure with each object replaced by its state_dict, to pass to ``load_state_dict``:
+``save(obj, path)`` takes a Module, an Optimizer, a schedule, a dict of arrays or tensors, or a
+dict naming several of these (and plain numbers or strings, e.g. the epoch). ``load(path)`` gives
+back the same structure with each object replaced by its state_dict, to pass to
+``load_state_dict``; arrays come back as arrays and tensors as tensors (PyTorch-dialect tensors
+with the dtype and requires_grad they had; a graph is never saved):
 
     vg.save({"model": model, "optimizer": opt, "epoch": 3}, "run.npz")
     state = vg.load("run.npz")
     model.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"])
+
+PyTorch's idiom works as it is, writing exactly the path given (any name; the format is an npz):
+
+    torch.save(net.state_dict(), "./cifar_net.pth")
+    net.load_state_dict(torch.load("./cifar_net.pth", weights_only=True))
 
 Arrays are stored as npz members and everything else as JSON, so loading reads data and never
 runs code from the file. The file is written to a temporary name and renamed into place, so a crash
@@ -32,6 +39,9 @@ import tempfile
 import zipfile
 
 import numpy as np
+
+from ._torchlike import make_tensor
+from .core import TensorNode
 
 _FORMAT = "tapegrad-checkpoint"
 _META = "__tapegrad__"
@@ -60,6 +70,9 @@ def _flatten(obj, path, arrays, depth=0):
     where = "the top level" if path is None else repr(path)
     if depth > MAX_DEPTH:
         raise ValueError(f"save: the value at {where[:60]}... is nested more than {MAX_DEPTH} levels deep (a cycle?)")
+    if isinstance(obj, TensorNode):  # a tensor: its value, and that it was one (not its graph)
+        arrays[path or ""] = np.ascontiguousarray(obj.value)
+        return {"array": path or "", "tensor": {"requires_grad": bool(obj.requires_grad)}}
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
         obj = obj.state_dict()
     if isinstance(obj, np.ndarray):
@@ -281,6 +294,9 @@ def _names(node, names, depth=0):
     if "array" in node:
         if not isinstance(node["array"], str):
             raise _Bad("a malformed index (an array name that is not a string)")
+        tensor = node.get("tensor")
+        if tensor is not None and not (isinstance(tensor, dict) and isinstance(tensor.get("requires_grad"), bool)):
+            raise _Bad("a malformed index (a tensor entry without requires_grad)")
         names.add(node["array"])
     elif "dict" in node and isinstance(node["dict"], dict):
         for value in node["dict"].values():
@@ -295,6 +311,8 @@ def _names(node, names, depth=0):
 def _build(node, arrays):
     """The structure the (checked) index describes, with its arrays in place."""
     if "array" in node:
+        if node.get("tensor") is not None:
+            return make_tensor(arrays[node["array"]], requires_grad=node["tensor"]["requires_grad"])
         return arrays[node["array"]]
     if "dict" in node and isinstance(node["dict"], dict):
         return {k: _build(v, arrays) for k, v in node["dict"].items()}
@@ -360,14 +378,19 @@ def _load_from(f, size):
     return _build(meta["tree"], arrays)
 
 
-def load(path):
+def load(path, weights_only=True, map_location=None):
     """Read a checkpoint written by save; see the module docstring for what it returns.
 
     ``path`` is a file name or a binary file object (seekable: a regular file or an io.BytesIO).
     FileNotFoundError for a missing file; ValueError, promptly, for anything that is not a complete
     tapegrad checkpoint within the module's size limits (truncated, corrupted, foreign, a zip bomb,
-    a FIFO, a directory or a device).
+    a FIFO, a directory or a device). ``weights_only`` (True or False) and ``map_location`` (None or
+    the CPU) are PyTorch's arguments: a checkpoint holds only data either way, and loads on the CPU.
     """
+    if not isinstance(weights_only, bool):
+        raise TypeError(f"load: weights_only must be True or False, got {weights_only!r}")
+    if map_location is not None and not str(map_location).startswith("cpu"):
+        raise ValueError(f"load: tapegrad runs on the CPU only, got map_location={map_location!r}")
     if hasattr(path, "read"):
         name = getattr(path, "name", None)
         name = name if isinstance(name, str) else type(path).__name__

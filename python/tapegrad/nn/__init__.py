@@ -478,8 +478,7 @@ class Conv2d(Module):
         """input (N, in_channels, H, W) or (in_channels, H, W) -> (N, out_channels, H', W')."""
         x = input
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
-            raise ValueError(f"Conv2d: expected input of shape (N, {self.in_channels}, H, W) or "
-                             f"({self.in_channels}, H, W), got {x.shape}")
+            raise ValueError(f"Conv2d: expected input of shape (N, {self.in_channels}, H, W), got {x.shape}")
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self):
