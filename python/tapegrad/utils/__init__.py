@@ -1,0 +1,3 @@
+"""PyTorch's torch.utils namespace: ``tapegrad.utils.data`` (Dataset, TensorDataset, DataLoader)."""
+
+from . import data
