@@ -52,7 +52,7 @@ def make_tensor(array, requires_grad=False):
     for name in ("from_numpy", "tensor"):
         factory = getattr(pkg, name, None)
         if factory is not None:
-            t = factory(np.ascontiguousarray(array)) if name == "from_numpy" else factory(array)
+            t = factory(np.asarray(array, order="C")) if name == "from_numpy" else factory(array)
             if requires_grad:
                 t.requires_grad = True
             return t

@@ -71,7 +71,7 @@ def _flatten(obj, path, arrays, depth=0):
     if depth > MAX_DEPTH:
         raise ValueError(f"save: the value at {where[:60]}... is nested more than {MAX_DEPTH} levels deep (a cycle?)")
     if isinstance(obj, TensorNode):  # a tensor: its value, and that it was one (not its graph)
-        arrays[path or ""] = np.ascontiguousarray(obj.value)
+        arrays[path or ""] = np.asarray(obj.value, order="C")
         return {"array": path or "", "tensor": {"requires_grad": bool(obj.requires_grad)}}
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
         obj = obj.state_dict()
