@@ -298,6 +298,7 @@ LENET_SHAPES = {"conv1.weight": (6, 1, 5, 5), "conv1.bias": (6,), "conv2.weight"
 
 
 def test_blitz_lenet_has_pytorchs_parameters_and_trains_by_hand_and_with_sgd(lib, capsys):
+    lib.torch.manual_seed(0)
     seen = blitz_nn.lenet_tutorial(lib)
     assert str(seen["printed"]) in capsys.readouterr().out
     for layer in ["conv1", "conv2", "fc1", "fc2", "fc3", "Conv2d", "Linear"]:
@@ -316,6 +317,7 @@ def test_blitz_lenet_has_pytorchs_parameters_and_trains_by_hand_and_with_sgd(lib
 
 def test_blitz_cifar_classifier_trains_two_epochs_saves_loads_and_counts_accuracy(lib, tmp_path,
                                                                                    capsys):
+    lib.torch.manual_seed(0)
     path = str(tmp_path / "cifar_net.pth")
     seen = blitz_cifar.cifar_tutorial(lib, blitz_cifar.random_cifar(), path)
     out = capsys.readouterr().out
@@ -394,7 +396,7 @@ COMPARED = {
     "lab3_value_and_gradient": Row(lambda lib, ref, tmp: lab3.value_and_gradient(lib)),
     "lab3_descent_path": Row(lambda lib, ref, tmp: lab3.descent_path(lib), rtol=1e-6),
     "lab3_three_gradients": Row(lambda lib, ref, tmp: lab3.three_gradients(
-        lib, five_point_weights()), rtol=1e-9, atol=1e-9),
+        lib, five_point_weights()), rtol=1e-9, atol=5e-9),
     "lab3_training_from_the_same_weights": Row(lambda lib, ref, tmp: [float(h) for h in lab3.train_from(
         lib, five_point_weights(np.float32))[0]], rtol=1e-4, atol=1e-5),
     "lab3_decision_boundary": Row(lambda lib, ref, tmp: lab3.decision_boundary(
