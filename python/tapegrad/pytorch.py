@@ -225,7 +225,7 @@ def arange(start, end=None, step=1, dtype=None, requires_grad=False):
     start, end, step = _number(start), _number(end), _number(step)
     if step == 0:
         raise ValueError("arange: step must be non-zero")
-    integral = all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
+    integral = builtins.all(isinstance(v, (builtins.int, np.integer)) for v in (start, end, step))
     d = _dtype(dtype, "arange") or (int64 if integral else get_default_dtype())
     n = builtins.max(0, math.ceil((end - start) / step))
     return _leaf((start + step * np.arange(n)).astype(d), requires_grad)
