@@ -151,11 +151,18 @@ std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Ten
     return def.backward(call, g, std::vector<bool>(call.in.size(), true));
 }
 
-static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tensor>& outputs, bool record) {
+static bool any_torch(const std::vector<NodePtr>& inputs) {
+    for (const auto& n : inputs)
+        if (n->torch) return true;
+    return false;
+}
+
+static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tensor>& outputs, bool record, bool torch) {
     std::vector<NodePtr> nodes;
     nodes.reserve(outputs.size());
     for (const auto& t : outputs) {
         auto n = std::make_shared<Node>(t, record);
+        n->torch = torch;
         if (record) {
             op->outputs.push_back(n);
             n->source = op;
@@ -181,23 +188,23 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
     for (const auto& n : inputs) call.in.push_back(n->value);
     call.attrs = std::move(attrs);
     run_forward(op, call);
-    if (!rec) return connect(nullptr, call.out, false);
+    if (!rec) return connect(nullptr, call.out, false, any_torch(inputs));
     node->op = op;
     node->inputs = inputs;
     remember_versions(*node);
-    return connect(node, call.out, true);
+    return connect(node, call.out, true, any_torch(inputs));
 }
 
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs) {
-    if (!should_record(inputs)) return connect(nullptr, outputs, false);
+    if (!should_record(inputs)) return connect(nullptr, outputs, false, any_torch(inputs));
     auto node = std::make_shared<OpNode>();
     node->external = std::move(op);
     node->inputs = inputs;
     for (const auto& n : inputs) node->call.in.push_back(n->value);  // the tensors the forward saw
     node->call.out = std::move(outputs);
     remember_versions(*node);
-    return connect(node, node->call.out, true);
+    return connect(node, node->call.out, true, any_torch(inputs));
 }
 
 namespace {
@@ -363,11 +370,19 @@ thread_local std::function<void(const std::string&)> trace_sink;
 
 void set_trace(std::function<void(const std::string&)> sink) { trace_sink = std::move(sink); }
 
-void backward(const NodePtr& root, bool retain_graph) {
-    if (root->value.numel() != 1)
-        throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
-                                    shape_str(root->value.shape()));
-    const Tensor seed = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
+void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
+    if (!seed.defined()) {
+        if (root->value.numel() != 1)
+            throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
+                                        shape_str(root->value.shape()) + " (pass the gradient of the root)");
+        seed = Tensor::full(root->value.shape(), root->value.dtype(), 1.0);
+    } else if (seed.shape() != root->value.shape()) {
+        throw std::invalid_argument("backward(): gradient of shape " + shape_str(seed.shape()) +
+                                    " does not match the root's shape " + shape_str(root->value.shape()));
+    } else {
+        // a copy: the root's gradient (and a leaf's .grad) must not share the caller's buffer
+        seed = seed.dtype() == root->value.dtype() ? seed.clone() : seed.to(root->value.dtype());
+    }
     if (!root->source) {  // a leaf: its gradient is 1, added to what it has
         if (root->requires_grad) add_to_grad(*root, seed);
         return;
@@ -388,7 +403,8 @@ void backward(const NodePtr& root, bool retain_graph) {
         // As in vugrad, a node that Python still holds keeps its gradient (as does one marked
         // retain_grad); the gradients of nodes nothing else holds are dropped once used.
         for (size_t k = 0; k < outs.size(); ++k)
-            if (reached && outs[k] && (outs[k]->retain || held_outside(outs[k], refs, 1))) add_to_grad(*outs[k], grads[k]);
+            if (reached && outs[k] && (outs[k]->retain || (!outs[k]->torch && held_outside(outs[k], refs, 1))))
+                add_to_grad(*outs[k], grads[k]);
         if (reached) {
             // A leaf that only this graph holds is gone with it: nobody can read its gradient (anomaly
             // mode, for debugging, still computes and checks it).

@@ -27,6 +27,11 @@ struct Node {
     std::string name;
     bool requires_grad = true;
     bool retain = false;  // keep the gradient of this non-leaf after backward (retain_grad())
+    // The node's dialect: false for vugrad's TensorNode (every node Python holds keeps a gradient,
+    // read as an array), true for PyTorch's tensors (made by tapegrad.tensor and the other
+    // factories, tapegrad.nn's parameters, and anything computed from one of them: only leaves and
+    // retain_grad() nodes keep a gradient, read as a tensor, None until a backward reaches it).
+    bool torch = false;
 
     Node(Tensor v, bool req) : value(std::move(v)), requires_grad(req) {}
     Node(const Node&) = delete;
@@ -93,7 +98,8 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
 // leaf); the gradients of other nodes live only during the call, and a leaf that only the graph
 // holds gets none (nobody could read it). Several threads may run backward through one graph at once. Unless retain_graph,
 // each op's saved values are released afterwards, and a later backward through it is a GraphError.
-void backward(const NodePtr& root, bool retain_graph = false);
+// `seed` is the gradient of the root (undefined: 1, for a one-element root only).
+void backward(const NodePtr& root, bool retain_graph = false, Tensor seed = Tensor());
 // Sets the gradient of the node and of every node below it to zero.
 void zero_grad(const NodePtr& root);
 // Disconnects the graph below the node, so what nothing else holds is freed.

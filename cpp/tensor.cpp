@@ -13,11 +13,12 @@ const char* dtype_name(DType dt) {
         case DType::f32: return "float32";
         case DType::f64: return "float64";
         case DType::i64: return "int64";
+        case DType::b8: return "bool";
     }
     return "?";
 }
 
-size_t dtype_size(DType dt) { return dt == DType::f32 ? 4 : 8; }
+size_t dtype_size(DType dt) { return dt == DType::f32 ? 4 : dt == DType::b8 ? 1 : 8; }
 
 bool is_float(DType dt) { return dt == DType::f32 || dt == DType::f64; }
 
@@ -147,15 +148,19 @@ Tensor Tensor::to(DType dtype) const {
         } else if (dtype == DType::f64) {
             double* d = t.data<double>();
             for (int64_t i = 0; i < numel_; ++i) d[i] = static_cast<double>(src[i]);
-        } else {
+        } else if (dtype == DType::i64) {
             int64_t* d = t.data<int64_t>();
             for (int64_t i = 0; i < numel_; ++i) d[i] = static_cast<int64_t>(src[i]);
+        } else {
+            bool* d = t.data<bool>();
+            for (int64_t i = 0; i < numel_; ++i) d[i] = src[i] != 0;
         }
     };
     switch (dtype_) {
         case DType::f32: convert(data<float>()); break;
         case DType::f64: convert(data<double>()); break;
         case DType::i64: convert(data<int64_t>()); break;
+        case DType::b8: convert(data<bool>()); break;
     }
     return t;
 }
@@ -184,6 +189,7 @@ double Tensor::item() const {
         case DType::f32: return *data<float>();
         case DType::f64: return *data<double>();
         case DType::i64: return static_cast<double>(*data<int64_t>());
+        case DType::b8: return *data<bool>() ? 1.0 : 0.0;
     }
     return 0;
 }

@@ -12,7 +12,7 @@
 
 namespace tg {
 
-enum class DType : uint8_t { f32, f64, i64 };
+enum class DType : uint8_t { f32, f64, i64, b8 };  // b8: bool, one byte (the PyTorch dialect's masks)
 
 // A list of dimensions that keeps up to kInline of them without a heap allocation: shapes are
 // copied on every op, and most have few dimensions.

@@ -887,7 +887,39 @@ def draw_getitem(rng, dtype):
     return case
 
 
+def draw_setitem(rng, dtype):
+    """x[key] = v on a copy of x, for keys whose positions do not repeat (torch's order of repeated
+    writes is unspecified); v has the indexed shape, or a shape that broadcasts to it."""
+    case = draw_getitem(rng, dtype)
+    x, key = case.arrays[0], case.params.pop("key")
+    case.params.pop("form")
+    flat = np.arange(x.size).reshape(x.shape)[key]
+    if np.unique(flat).size != flat.size:
+        key = (Ellipsis,)
+        flat = np.arange(x.size).reshape(x.shape)
+    vshape = flat.shape[1:] if flat.ndim and rng.random() < 0.3 else flat.shape
+    case.arrays.append(draw_values(rng, vshape, dtype))
+    case.kinds.append(LEAF)
+    case.params = {"key": key}
+    return case
+
+
+def torch_setitem(t, d, key):
+    y = cast(t[0], d).clone()
+    y[torch_key(key)] = cast(t[1], d)
+    return y
+
+
+def draw_astype(rng, dtype):
+    case = draw_unary()(rng, dtype)
+    case.params = {"to": "float64" if rng.random() < 0.5 else "float32"}
+    return case
+
+
 SHAPES = [
+    Spec("setitem", draw_setitem, lambda n, key: vg.setitem(n[0], key, n[1]), torch_setitem, grad_tol=GRAD_EXACT),
+    Spec("astype", draw_astype, lambda n, to: vg.astype(n[0], to),
+         lambda t, d, to: cast(t[0], d).to(getattr(torch, to)), grad_tol=GRAD_EXACT),
     Spec("reshape", draw_shape_op("reshape"), lambda n, shape: vg.reshape(n[0], shape),
          lambda t, d, shape: cast(t[0], d).reshape(shape), grad_tol=GRAD_EXACT),
     Spec("flatten", draw_unary(), lambda n: vg.flatten(n[0]), lambda t, d: cast(t[0], d).reshape(-1),

@@ -1146,6 +1146,48 @@ def make_gather(g):
                 lambda v: vg.Gather.do_forward(v, indices=indices), ref, x.dtype, None)
 
 
+def make_setitem(g):
+    """vg.setitem(x, key, v): an int, slice or Ellipsis key on the first axis; v another node (used
+    when it broadcasts to the indexed shape) or a number."""
+    i, j = g.pick(), g.pick("value")
+    x, v = g.nodes[i], g.nodes[j]
+    n = x.shape[0] if x.ndim else 0
+    key = g.draw(st.one_of(st.just(Ellipsis), st.integers(-n - 1, n) if n else st.just(Ellipsis),
+                           st.builds(slice, st.integers(-3, 3) | st.none(), st.integers(-3, 3) | st.none())), "key")
+    number = g.draw(st.floats(-3, 3), "number")
+
+    def indexed(a):
+        return np.asarray(np.zeros(a.shape)[key])
+
+    def fits(a, b):
+        try:
+            return np.broadcast_shapes(b.shape, indexed(a).shape) == indexed(a).shape
+        except (ValueError, IndexError):
+            return False
+
+    def run(a, b):
+        return vg.setitem(a, key, b if fits(a.value, b.value) else number)
+
+    def ref(a, b):
+        out = a.copy()
+        try:
+            out[key] = b if fits(a, b) else number
+        except IndexError as e:
+            raise Rejected(f"setitem: {e}") from None
+        return out
+
+    return Step(f"vg.setitem({g.names[i]}, {key!r}, {g.names[j]} or {number!r})", (i, j), run, ref,
+                np.result_type(x.dtype, v.dtype), None)
+
+
+def make_astype(g):
+    i = g.pick()
+    x = g.nodes[i]
+    to = g.draw(st.sampled_from(["float32", "float64"]), "dtype")
+    return Step(f"vg.astype({g.names[i]}, {to!r})", (i,), lambda a: vg.astype(a, to),
+                lambda a: a.astype(to), np.dtype(to), None)
+
+
 def make_id(g):
     i = g.pick()
     return Step(f"vg.Id.do_forward({g.names[i]})", (i,), vg.Id.do_forward, lambda v: np.array(v), g.nodes[i].dtype, None)
@@ -1396,7 +1438,7 @@ OPERATORS_INPLACE = {"+=": operator.iadd, "-=": operator.isub, "*=": operator.im
 MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
           make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
           make_broadcast_to, make_expand, make_join, make_getitem, make_getitem, make_cross_entropy, make_softmax,
-          make_pair_loss, make_gather, make_id, make_python_op, make_inplace, make_conv, make_pool, make_pad]
+          make_pair_loss, make_gather, make_setitem, make_astype, make_id, make_python_op, make_inplace, make_conv, make_pool, make_pad]
 
 GRAD_MAKERS = [make_unary, make_unary, make_binary, make_binary, make_leaky_relu, make_clip, make_reduction, make_var,
                make_matmul, make_linear, make_row_op, make_reshape, make_transpose, make_squeeze, make_unsqueeze,
@@ -1417,7 +1459,7 @@ COVERS = {
     make_join: {"concatenate"}, make_getitem: {"getitem", "gather"},
     make_cross_entropy: {"cross_entropy", "select"}, make_softmax: {"softmax", "log_softmax"},
     make_pair_loss: {"mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"},
-    make_gather: {"gather"}, make_id: {"id"},
+    make_gather: {"gather"}, make_setitem: {"setitem"}, make_astype: {"astype"}, make_id: {"id"},
     make_conv: {"conv2d"}, make_pool: {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"}, make_pad: {"pad"},
 }
 

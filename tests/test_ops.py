@@ -362,6 +362,33 @@ CASES += [
          constants=fixed(indices=np.array([[5, 0], [5, 11]])))
     for shape in [(3, 4)]
 ]
+def written(x, key, v):
+    y = x.copy()
+    y[key] = v
+    return y
+
+
+def written_grads(G, x, v, key):
+    gx = G.copy()
+    gx[key] = 0
+    return gx, sum_to_shape(G[key], v.shape)
+
+
+SETITEM_KEYS = [  # (x's shape, key, value's shape): basic and advanced keys, values broadcast
+    ((3, 4), (slice(None), 1), (3,)), ((3, 4), 0, (1,)), ((3, 4), (Ellipsis,), (3, 4)),
+    ((2, 3, 4), (1, slice(0, 2)), (4,)), ((5,), np.array([4, 0, 2]), (3,)), ((3, 4), np.array([True, False, True]), (4,)),
+    ((3, 4), (slice(None, None, -1), np.array([3, 0])), ()),
+]
+CASES += [
+    Case(f"SetItem-{shape}-{key}-{vshape}", vg.SetItem, (shape, vshape), lambda x, v, key: written(x, key, v),
+         written_grads, constants=fixed(key=key), call=lambda x, v, key: vg.setitem(x, key, v))
+    for shape, key, vshape in SETITEM_KEYS
+]
+CASES += [
+    Case("AsType-(3, 4)", vg.AsType, ((3, 4),), lambda x, dtype: x.astype(dtype), lambda G, x, dtype: (G,),
+         constants=fixed(dtype="float64"), call=lambda x, dtype: vg.astype(x, dtype)),
+]
+
 CASES += [
     Case(f"GetItem-op-{shape}", vg.GetItem, (shape,), lambda x, **view: x.ravel()[[1, 3, 5, 7]].reshape(2, 2),
          lambda G, x, **view: (scattered(G, x.ravel(), np.array([[1, 3], [5, 7]])).reshape(x.shape),),
@@ -624,7 +651,7 @@ def test_op_gradient_matches_central_finite_differences(case, seed):
         np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("case, seed", CASE_PARAMS)
+@pytest.mark.parametrize("case, seed", [p for p in CASE_PARAMS if p.values[0].op is not vg.AsType])
 def test_op_forward_in_float32_matches_numpy_and_stays_float32(case, seed):
     arrays, kwargs, upstream = case.draw(seed)
     arrays32 = [a.astype(np.float32) for a in arrays]
@@ -1113,6 +1140,17 @@ BAD_INPUTS += [
         ("mse_loss", lambda: vg.mse_loss(node(3), np.ones(3), reduction="foo")),
     ]
 ]
+
+
+@pytest.mark.parametrize("source, target", [("float32", "float64"), ("float64", "float32")])
+def test_astype_converts_and_its_gradient_comes_back_in_the_inputs_dtype(source, target):
+    x = vg.TensorNode(np.array([1.5, -2.25, 3.0], dtype=source))
+    y = vg.astype(x, target)
+    assert y.dtype == np.dtype(target) and np.array_equal(y.value, x.value.astype(target))
+    vg.sum(y * np.array([1.0, 2.0, 3.0], dtype=target)).backward()
+    assert x.grad.dtype == np.dtype(source) and np.array_equal(x.grad, [1.0, 2.0, 3.0])
+    with pytest.raises(TypeError, match="astype: dtype must be float32 or float64"):
+        vg.astype(x, np.int64)
 
 
 @pytest.mark.parametrize("call, error, message", [pytest.param(*row[1:], id=row[0]) for row in BAD_INPUTS])

@@ -35,7 +35,8 @@ def test_each_row_gives_a_class_its_function_and_its_methods(r):
     if r.function:
         function = getattr(vg, r.function)
         assert callable(function) and function.__doc__, f"vg.{r.function} is missing or has no docstring"
-        assert getattr(vg.functional, r.function) is function
+        assert function in (getattr(vg.functional, r.function), getattr(vg.pytorch, r.function, None)), (
+            f"vg.{r.function} is neither functional.{r.function} nor the PyTorch dialect's pytorch.{r.function}")
     for name in r.methods + r.operators:
         assert name in vars(vg.TensorNode), f"TensorNode.{name} is not installed"
     assert r.kind is None or r.function, "a generated function needs a name"

@@ -11,6 +11,7 @@ py::dtype numpy_dtype(DType dt) {
     switch (dt) {
         case DType::f32: return py::dtype::of<float>();
         case DType::f64: return py::dtype::of<double>();
+        case DType::b8: return py::dtype::of<bool>();
         default: return py::dtype::of<int64_t>();
     }
 }

@@ -12,4 +12,5 @@ PYBIND11_MODULE(_core, m) {
     tg::bind_runtime(m);
     tg::bind_nodes(m);
     tg::bind_optim(m);
+    tg::bind_dialect(m);
 }

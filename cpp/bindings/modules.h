@@ -8,5 +8,6 @@ namespace tg {
 void bind_nodes(pybind11::module_& m);    // nodes.cpp: TensorNode, OpNode, op application, the op table
 void bind_optim(pybind11::module_& m);    // optim.cpp: optimiser steps
 void bind_runtime(pybind11::module_& m);  // runtime.cpp: grad and anomaly modes, threads, the BLAS
+void bind_dialect(pybind11::module_& m);  // dialect.cpp: PyTorch's tensors and in-place changes
 
 }  // namespace tg

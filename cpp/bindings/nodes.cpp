@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "bindings/graph.h"
 #include "bindings/modules.h"
 
 namespace tg {
@@ -23,7 +24,11 @@ std::vector<PyObject*>& op_classes() {
     return classes;
 }
 
+}  // namespace
+
 const OpDef& def_of(int op) { return op_table().at(static_cast<size_t>(op)); }
+
+namespace {
 
 bool large(const std::vector<NodePtr>& inputs) {
     for (const auto& n : inputs)
@@ -61,6 +66,8 @@ void remember_trace(const std::vector<NodePtr>& outputs) {
     }
 }
 
+}  // namespace
+
 std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
     std::vector<NodePtr> out;
     if (large(inputs)) {
@@ -91,10 +98,26 @@ std::vector<NodePtr> node_inputs(const OpDef& def, py::handle inputs) {
     return nodes;
 }
 
+namespace {
+
+// The Python function (tapegrad.tensor's) for operators on integer and boolean tensors, which
+// the kernels do not take: f(op, self, other, reflected) -> TensorNode.
+py::object& integer_operator() {
+    static auto* f = new py::object();  // never destroyed: the interpreter may be gone by then
+    return *f;
+}
+
 // self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
 NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
+    if (!is_float(self->value.dtype()) ||
+        (py::isinstance<Node>(other) && !is_float(other.cast<NodePtr>()->value.dtype()))) {
+        if (!integer_operator()) throw DTypeError(std::string(def_of(op).name) + ": the operands must be float tensors");
+        return integer_operator()(op, self, other, reflected).cast<NodePtr>();
+    }
     NodePtr o = as_node(other, *self, def_of(op).name);
-    return apply_op(op, reflected ? std::vector<NodePtr>{o, self} : std::vector<NodePtr>{self, o}, {})[0];
+    NodePtr r = apply_op(op, reflected ? std::vector<NodePtr>{o, self} : std::vector<NodePtr>{self, o}, {})[0];
+    if (r->torch && !def_of(op).backward) r->value = r->value.to(DType::b8);  // PyTorch's comparisons give bools
+    return r;
 }
 
 // A Python Op on the tape: its backward is the class's static backward(context, *grads).
@@ -204,6 +227,22 @@ py::list table_rows() {
     return rows;
 }
 
+// A PyTorch-dialect gradient: None, or a tensor without a graph sharing the gradient's memory
+// (so p.grad.zero_() and p.grad.data.sub_(...) change the gradient itself).
+py::object torch_grad(const Node& n) {
+    if (!n.grad.defined()) {
+        if (n.source && !n.retain && n.source->differentiated)
+            PyErr_WarnEx(PyExc_UserWarning,
+                         "the .grad of a tensor made by an op is not kept by backward (it is None); call "
+                         ".retain_grad() on it before backward to keep it",
+                         1);
+        return py::none();
+    }
+    auto g = std::make_shared<Node>(n.grad, false);
+    g->torch = true;
+    return py::cast(g);
+}
+
 }  // namespace
 
 void bind_nodes(py::module_& m) {
@@ -285,7 +324,8 @@ void bind_nodes(py::module_& m) {
             "The node's array (shares memory with the engine: in-place changes reach it).")
         .def_property(
             "grad",
-            [](Node& n) {
+            [](Node& n) -> py::object {
+                if (n.torch) return torch_grad(n);
                 if (n.source && n.source->differentiated && !n.retain && !n.grad.defined())
                     PyErr_WarnEx(PyExc_UserWarning,
                                  "this node's gradient was not kept: backward keeps the gradients of the nodes "
@@ -302,13 +342,20 @@ void bind_nodes(py::module_& m) {
                     n.grad = Tensor();
                     return;
                 }
-                Tensor t = to_tensor(g, "TensorNode.grad", false);
+                // A tensor assigned as the gradient is kept as it is, as PyTorch does (p.grad = t; t.zero_()
+                // then zeros p.grad); arrays are copied.
+                Tensor t = py::isinstance<Node>(g) ? g.cast<NodePtr>()->value : to_tensor(g, "TensorNode.grad", false);
                 if (t.shape() != n.value.shape())
                     throw std::invalid_argument("TensorNode.grad: gradient of shape " + shape_str(t.shape()) +
                                                 " does not match value of shape " + shape_str(n.value.shape()));
+                if (t.dtype() != n.value.dtype() && n.torch)
+                    throw DTypeError(std::string("TensorNode.grad: assigned a gradient of dtype ") + dtype_name(t.dtype()) +
+                                     " to a tensor of dtype " + dtype_name(n.value.dtype()));
                 n.grad = t.to(n.value.dtype());
             },
-            "Gradient of the loss with respect to the value (zeros before backward).")
+            "Gradient of the loss with respect to the value. vugrad's TensorNode: an array (zeros before "
+            "backward); PyTorch's tensors: a tensor sharing the gradient's memory, or None before a backward "
+            "reaches the node (and for nodes made by ops, unless retain_grad()).")
         .def_readwrite("source", &Node::source, "The OpNode that produced this node (None for leaves).")
         .def_property(
             "name",
@@ -318,8 +365,22 @@ void bind_nodes(py::module_& m) {
             },
             [](Node& n, py::object v) { n.name = v.is_none() ? "" : std::string(py::str(v)); },
             "An optional label, shown by repr and in pictures of the graph.")
-        .def_readwrite("requires_grad", &Node::requires_grad,
-                       "Whether gradients flow to this node (leaves: whether .grad is filled).")
+        .def_property(
+            "requires_grad", [](const Node& n) { return n.requires_grad; },
+            [](Node& n, bool wanted) {
+                if (n.torch && n.source && !wanted)
+                    throw GraphError("requires_grad: you can only change requires_grad of leaf tensors (this one was "
+                                     "made by " + op_label(*n.source) + "); use .detach() for a tensor without a graph");
+                if (wanted && !is_float(n.value.dtype()))
+                    throw GraphError(std::string("requires_grad: only tensors of a floating point dtype can require "
+                                                 "gradients; this one is ") + dtype_name(n.value.dtype()) +
+                                     " (make it with dtype=tapegrad.float32 or call .float())");
+                n.requires_grad = wanted;
+            },
+            "Whether gradients flow to this node (leaves: whether .grad is filled).")
+        .def_property_readonly("dialect", [](const Node& n) { return n.torch ? "pytorch" : "vugrad"; },
+                               "'vugrad' for vg.TensorNode and what is made from it only, 'pytorch' for the "
+                               "tensors of tapegrad.tensor and the other factories and anything computed from one.")
         .def_property_readonly("is_leaf", [](const Node& n) { return !n.source; },
                                "True for nodes not made by an op (no source).")
         .def("retain_grad", [](Node& n) { n.retain = true; },
@@ -329,6 +390,7 @@ void bind_nodes(py::module_& m) {
             [](const Node& n) {
                 auto d = std::make_shared<Node>(n.value, false);
                 d->name = n.name;
+                d->torch = n.torch;
                 return d;
             },
             "A new leaf sharing this node's value, cut off from the graph (no gradient).")
@@ -360,13 +422,25 @@ void bind_nodes(py::module_& m) {
         .def("item", [](const Node& n) { return n.value.item(); }, "The value of a one-element node as a float.")
         .def(
             "backward",
-            [](const NodePtr& n, bool retain_graph) {
+            [](const NodePtr& n, py::object gradient, py::object retain_graph) {
+                Tensor seed;
+                if (!gradient.is_none())
+                    seed = py::isinstance<Node>(gradient) ? gradient.cast<NodePtr>()->value
+                                                          : to_tensor(gradient, "backward", false);
+                if (n->torch && !n->requires_grad)
+                    throw GraphError("backward: this tensor does not require grad and has no grad_fn (no input of the "
+                                     "ops that made it requires grad, or it was made under no_grad)");
+                if (n->torch && !seed.defined() && n->value.numel() != 1)
+                    throw GraphError("backward: grad can be implicitly created only for scalar outputs; this tensor "
+                                     "has shape " + shape_str(n->value.shape()) + " (pass gradient=)");
+                const bool retain = !retain_graph.is_none() && retain_graph.cast<bool>();
                 py::gil_scoped_release nogil;
-                tg::backward(n, retain_graph);
+                tg::backward(n, retain, seed);
             },
-            py::arg("retain_graph") = false,
-            "Backpropagate from this one-element node. Leaves that require grad add the gradient to .grad; "
-            "the graph's saved values are freed unless retain_graph=True.")
+            py::arg("gradient") = py::none(), py::arg("retain_graph") = py::none(),
+            "Backpropagate from this node with `gradient` as its gradient (default 1: one-element nodes only). "
+            "Leaves that require grad add the gradient to .grad; the graph's saved values are freed unless "
+            "retain_graph=True.")
         .def("zero_grad", &tg::zero_grad, "Set the gradients of this node and all nodes below it to zero.")
         .def("clear", &tg::clear, "Disconnect the graph below this node so it can be freed.")
         .def("__repr__", &node_repr, "TensorNode[name, size (shape), dtype, source Op].")
@@ -420,6 +494,9 @@ void bind_nodes(py::module_& m) {
         },
         "Trace mode for this thread: backward calls sink(line) for each op it runs (None: off).");
 
+    m.def(
+        "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
+        "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
     m.def("op_table", &table_rows, "The engine's op table: one dict per row (name, arity, attrs, ...).");
     m.def(
         "register_op_class",

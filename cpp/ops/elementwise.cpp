@@ -349,4 +349,16 @@ std::vector<Shape> shape_clip(const Call& c) {
 // Views (id, reshape-like ops) pass the gradient through with the input's shape.
 Grads bwd_view(const Call& c, const Grads& g, const Need&) { return {g[0].view(c.in[0].shape())}; }
 
+// ---- conversion ----
+
+// The values in another float dtype (float32 <-> float64; the dtype itself: a copy).
+void fwd_astype(Call& c) {
+    const DType to = c.choice("dtype") == "float32" ? DType::f32 : DType::f64;
+    c.out[0] = c.in[0].dtype() == to ? c.in[0].clone() : c.in[0].to(to);
+}
+// dL/dx = g converted back to x's dtype
+Grads bwd_astype(const Call& c, const Grads& g, const Need&) {
+    return {g[0].dtype() == c.in[0].dtype() ? g[0] : g[0].to(c.in[0].dtype())};
+}
+
 }  // namespace tg

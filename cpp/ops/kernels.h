@@ -21,7 +21,7 @@ TG_KERNELS(add); TG_KERNELS(subtract); TG_KERNELS(multiply); TG_KERNELS(divide);
 TG_KERNELS(maximum); TG_KERNELS(minimum);
 void fwd_equal(Call&); void fwd_not_equal(Call&); void fwd_less(Call&);
 void fwd_less_equal(Call&); void fwd_greater(Call&); void fwd_greater_equal(Call&);
-TG_KERNELS(negative); TG_KERNELS(exp); TG_KERNELS(log); TG_KERNELS(log1p); TG_KERNELS(sqrt); TG_KERNELS(abs); TG_KERNELS(square);
+TG_KERNELS(astype); TG_KERNELS(negative); TG_KERNELS(exp); TG_KERNELS(log); TG_KERNELS(log1p); TG_KERNELS(sqrt); TG_KERNELS(abs); TG_KERNELS(square);
 TG_KERNELS(sigmoid); TG_KERNELS(tanh); TG_KERNELS(relu); TG_KERNELS(leaky_relu); TG_KERNELS(softplus);
 TG_KERNELS(clip);
 Grads bwd_view(const Call&, const Grads&, const Need&);
@@ -52,8 +52,9 @@ Shapes shape_concatenate(const Call&);
 Shapes shape_select(const Call&);
 Shapes shape_getitem(const Call&);
 Shapes shape_gather(const Call&);
+Shapes shape_setitem(const Call&);
 TG_KERNELS(broadcast); TG_KERNELS(transpose); TG_KERNELS(concatenate);
-TG_KERNELS(select); TG_KERNELS(getitem); TG_KERNELS(gather);
+TG_KERNELS(select); TG_KERNELS(getitem); TG_KERNELS(gather); TG_KERNELS(setitem);
 
 // nn.cpp
 Shapes shape_softmax(const Call&);

@@ -34,6 +34,7 @@ std::vector<OpDef> TG_ISA::op_rows() {
         {"exp", 1, {}, shape_same, fwd_exp, bwd_exp, saves_out},
         {"log", 1, {}, shape_same, fwd_log, bwd_log, saves_in},
         {"log1p", 1, {}, shape_same, fwd_log1p, bwd_log1p, saves_in},
+        {"astype", 1, {choice("dtype", "float32|float64")}, shape_same, fwd_astype, bwd_astype, saves_none},
         {"sqrt", 1, {}, shape_same, fwd_sqrt, bwd_sqrt, saves_out},
         {"abs", 1, {}, shape_same, fwd_abs, bwd_abs, saves_in},
         {"square", 1, {}, shape_same, fwd_square, bwd_square, saves_in},
@@ -70,6 +71,7 @@ std::vector<OpDef> TG_ISA::op_rows() {
         {"getitem", 1, {integer("offset"), integers("shape"), integers("strides")}, shape_getitem, fwd_getitem,
          bwd_getitem, saves_none},
         {"gather", 1, {indices("indices")}, shape_gather, fwd_gather, bwd_gather, saves_none},
+        {"setitem", 2, {indices("indices")}, shape_setitem, fwd_setitem, bwd_setitem, saves_none},
         // neural-network layers and losses (fused)
         {"softmax", 1, {}, shape_softmax, fwd_softmax, bwd_softmax, saves_out},
         {"log_softmax", 1, {}, shape_softmax, fwd_log_softmax, bwd_log_softmax, saves_out},

@@ -367,4 +367,42 @@ Grads bwd_gather(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
+// a with the values v written at flat positions `indices` (v has the indices' shape; where a
+// position repeats, the last write wins, as in numpy). What t[key] = v records on a graph.
+std::vector<Shape> shape_setitem(const Call& c) {
+    shape_gather(c);  // the indices are integers inside a
+    if (c.in[1].shape() != c.attrs.index.shape())
+        throw std::invalid_argument(op_name(c) + ": the values have shape " + shape_str(c.in[1].shape()) +
+                                    ", the indexed positions " + shape_str(c.attrs.index.shape()));
+    return {c.in[0].shape()};
+}
+
+void fwd_setitem(Call& c) {
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        T* o = c.out[0].data<T>();
+        std::copy(c.in[0].data<T>(), c.in[0].data<T>() + c.in[0].numel(), o);
+        const T* v = c.in[1].data<T>();
+        for (int64_t i = 0; i < c.in[1].numel(); ++i) o[flat_index(c, i)] = v[i];
+    });
+}
+// dL/da = g, 0 at the written positions; dL/dv = g at each position, for the write that stayed
+Grads bwd_setitem(const Call& c, const Grads& g, const Need&) {
+    Tensor ga = g[0].clone(), gv = Tensor::zeros(c.in[1].shape(), c.in[1].dtype());
+    std::vector<bool> taken(static_cast<size_t>(c.in[0].numel()), false);
+    with_dtype(c, [&](auto tag) {
+        using T = decltype(tag);
+        const T* pg = g[0].data<T>();
+        T *pa = ga.data<T>(), *pv = gv.data<T>();
+        for (int64_t i = c.in[1].numel(); i-- > 0;) {  // backwards: the last write of a position is found first
+            const int64_t j = flat_index(c, i);
+            if (taken[static_cast<size_t>(j)]) continue;
+            taken[static_cast<size_t>(j)] = true;
+            pv[i] = pg[j];
+            pa[j] = T(0);
+        }
+    });
+    return {ga, gv};
+}
+
 }  // namespace tg

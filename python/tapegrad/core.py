@@ -51,7 +51,7 @@ class Op:
 class FunctionContext:
     """What a Function's forward keeps for its backward (PyTorch's ``ctx``).
 
-    ``save_for_backward(*arrays)`` stores arrays, ``saved_tensors`` gives them back;
+    ``save_for_backward(*values)`` stores values, ``saved_tensors`` gives them back;
     ``needs_input_grad`` tells, per argument of forward, whether it is a node that needs a gradient.
     Any other attribute may be set freely.
     """
@@ -61,47 +61,71 @@ class FunctionContext:
         self.saved_tensors = ()
         self._nargs = len(args)
         self._positions = [i for i, a in enumerate(args) if isinstance(a, TensorNode)]
+        self._torch = any(isinstance(a, TensorNode) and a.dialect == "pytorch" for a in args)
 
-    def save_for_backward(self, *arrays):
-        self.saved_tensors = arrays
+    def save_for_backward(self, *values):
+        """Keep values (tensors or arrays) for backward, which reads them from ``saved_tensors``."""
+        self.saved_tensors = values
+
+
+def _array_of(value, cls, what):
+    if isinstance(value, TensorNode):
+        return value.value
+    return value
 
 
 class Function:
     """PyTorch-style custom op: ``forward(ctx, *args)`` and ``backward(ctx, *grads)`` as static
-    methods, applied with ``F.apply(*args)``.
+    methods, applied with ``F.apply(*args)`` (or on an instance, ``F().apply(*args)``).
 
-    Arguments of apply that are TensorNodes reach forward as their numpy values; others (numbers,
-    arrays, flags) as they are. backward returns one gradient (or None) per argument of forward;
-    only those of TensorNode arguments are used. Runs on the engine's tape like any Op.
+    With PyTorch's tensors among the arguments, forward receives tensors (without a graph: what
+    forward computes is not recorded) and backward receives tensors, as in PyTorch; with vugrad's
+    TensorNodes they arrive as numpy arrays. Other arguments (numbers, arrays, flags) arrive as they
+    are. forward returns a tensor or an array (or a tuple of them); backward returns one gradient
+    (tensor, array or None) per argument of forward; only those of tensor arguments are used. Runs
+    on the engine's tape like any Op.
     """
 
     @staticmethod
     def forward(ctx, *args):
+        """Compute the output(s) from the arguments; keep what backward needs on ctx."""
         raise NotImplementedError("a Function subclass must define forward(ctx, *args)")
 
     @staticmethod
     def backward(ctx, *grads):
+        """One gradient (or None) per argument of forward, from one gradient per output."""
         raise NotImplementedError("a Function subclass must define backward(ctx, *grads)")
 
     @classmethod
     def apply(cls, *args):
-        """Apply the function; returns a TensorNode (a list of them for several outputs)."""
+        """Apply the function; returns a TensorNode (a tuple of them for several outputs)."""
         ctx = FunctionContext(args)
-        outputs = cls.forward(ctx, *[a.value if isinstance(a, TensorNode) else a for a in args])
+        if ctx._torch:
+            inputs = [a.detach() if isinstance(a, TensorNode) else a for a in args]
+            with no_grad():
+                outputs = cls.forward(ctx, *inputs)
+        else:
+            outputs = cls.forward(ctx, *[a.value if isinstance(a, TensorNode) else a for a in args])
         if isinstance(outputs, list):
             outputs = tuple(outputs)
+        if isinstance(outputs, tuple):
+            outputs = tuple(_array_of(o, cls, "forward") for o in outputs)
+        else:
+            outputs = _array_of(outputs, cls, "forward")
         return _core.record(cls, ctx, [args[i] for i in ctx._positions], outputs)
 
     @classmethod
     def _tape_backward(cls, ctx, *grads):
         """The engine's callback: backward's gradients, kept for the TensorNode arguments only."""
+        if ctx._torch:
+            grads = tuple(_core.tensor_leaf(g, False, True) for g in grads)
         result = cls.backward(ctx, *grads)
         if not isinstance(result, (tuple, list)):
             result = (result,)
         if len(result) != ctx._nargs:
             raise ValueError(f"{cls.__name__}.backward returned {len(result)} gradient(s) for the "
                              f"{ctx._nargs} argument(s) of forward")
-        return tuple(result[i] for i in ctx._positions)
+        return tuple(_array_of(result[i], cls, "backward") for i in ctx._positions)
 
 
 _OP_INDEX = {row["name"]: i for i, row in enumerate(_core.op_table())}
@@ -155,12 +179,16 @@ class NativeOp(Op):
         return grads[0] if len(grads) == 1 else tuple(grads)
 
 
-class no_grad:
-    """Context manager (and decorator) in which ops record nothing: results have no source."""
+class set_grad_enabled:
+    """Grad mode on or off: called, it sets the mode for this thread at once; as a context manager
+    (or a decorator) it sets it for the block and then restores the previous one."""
+
+    def __init__(self, mode):
+        self._mode = bool(mode)
+        self._previous = _core.is_grad_enabled()
+        _core.set_grad_enabled(self._mode)
 
     def __enter__(self):
-        self._previous = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
         return self
 
     def __exit__(self, *exc):
@@ -170,12 +198,47 @@ class no_grad:
     def __call__(self, fn):
         import functools
 
+        mode = self._mode
+        _core.set_grad_enabled(self._previous)  # used as a decorator: the mode applies inside fn only
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            with no_grad():
+            previous = _core.is_grad_enabled()
+            _core.set_grad_enabled(mode)
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _core.set_grad_enabled(previous)
 
         return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Context manager (and decorator) in which ops record nothing: results have no source."""
+
+    def __init__(self):
+        self._mode = False
+
+    def __enter__(self):
+        self._previous = _core.is_grad_enabled()
+        _core.set_grad_enabled(False)
+        return self
+
+    def __call__(self, fn):
+        self._previous = _core.is_grad_enabled()
+        return super().__call__(fn)
+
+
+class enable_grad(no_grad):
+    """Context manager (and decorator) in which ops record again (inside no_grad, say)."""
+
+    def __init__(self):
+        self._mode = True
+
+    def __enter__(self):
+        self._previous = _core.is_grad_enabled()
+        _core.set_grad_enabled(True)
+        return self
 
 
 class detect_anomaly:

@@ -242,6 +242,36 @@ def getitem(x, key):
     return ops.Gather.do_forward(x, indices=flat)
 
 
+def setitem(x, key, value):
+    """A new node: x with ``x[key] = value`` (numpy's indexing; value broadcast to the indexed
+    shape). Gradients go to x (except at the written positions) and to value."""
+    x = _node(x, "setitem")
+    if isinstance(key, TensorNode):
+        key = key.value != 0
+    try:
+        flat = np.arange(x.value.size, dtype=np.int64).reshape(x.shape)[key]
+    except IndexError as e:
+        raise IndexError(f"setitem: {e} (indexing a node of shape {x.shape})") from None
+    v = _weak(value, x, "setitem")
+    if v.shape != flat.shape:
+        try:
+            np.broadcast_shapes(v.shape, flat.shape)
+        except ValueError:
+            raise ValueError(f"setitem: a value of shape {v.shape} cannot be written into the indexed "
+                             f"positions of shape {flat.shape}") from None
+        v = broadcast_to(v, flat.shape)
+    return ops.SetItem.do_forward(x, v, indices=flat)
+
+
+def astype(x, dtype):
+    """x's values in float32 or float64 (a copy, on the graph: the gradient is converted back)."""
+    x = _node(x, "astype")
+    name = np.dtype(dtype).name
+    if name not in ("float32", "float64"):
+        raise TypeError(f"astype: dtype must be float32 or float64 for a node on the graph, got {name}")
+    return ops.AsType.do_forward(x, dtype=name)
+
+
 # ---- neural-network functions (fused kernels) ----
 
 def _along_last(cls, x, axis):

@@ -124,6 +124,12 @@ OPS = (
         function="getitem", methods=("__getitem__",)),
     row("gather", "Gather", "Elements at flat positions ``indices`` (an integer array; the output has its "
         "shape). Backward: g scattered back; repeated positions add up."),
+    row("setitem", "SetItem", "a with the values v (of the shape of ``indices``) written at flat positions "
+        "``indices``; where a position repeats, the last write stays. What ``t[key] = v`` records on a graph. "
+        "Backward: g with the written positions zeroed for a; g at each position whose write stayed for v.",
+        function="setitem"),
+    row("astype", "AsType", "The values converted to ``dtype`` (\"float32\" or \"float64\"); a copy. "
+        "Backward: g converted back to x's dtype.", function="astype"),
     # neural-network functions (fused)
     row("softmax", "Softmax", "Softmax along the last axis: exp(x - max) / sum(exp(x - max)). Backward: "
         "y * (g - sum(g * y)).", function="softmax", methods=("softmax",)),

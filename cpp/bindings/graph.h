@@ -1,0 +1,18 @@
+// What the bindings of the graph (nodes.cpp) share with those of the PyTorch dialect (dialect.cpp).
+#pragma once
+
+#include <vector>
+
+#include "bindings/convert.h"
+
+namespace tg {
+
+const OpDef& def_of(int op);  // row `op` of the op table (IndexError beyond it)
+// tg::apply with the GIL released for large inputs, remembering the Python stack in anomaly mode.
+std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs);
+// One node as itself, several as a list.
+pybind11::object nodes_out(const std::vector<NodePtr>& nodes);
+// The inputs of op `def` as nodes: TypeError naming the op for anything that is not a TensorNode.
+std::vector<NodePtr> node_inputs(const OpDef& def, pybind11::handle inputs);
+
+}  // namespace tg
