@@ -1,6 +1,6 @@
 """What the PyTorch-dialect Python layer (tapegrad.nn, tapegrad.utils.data, save/load) shares:
-making torch tensors from arrays, reading dtypes given in either dialect, writing a tensor's value in
-place. Private: users call tapegrad.tensor / tapegrad.from_numpy and the in-place methods.
+making tensors from arrays (in a node's dialect), reading dtypes, writing a value in place outside
+the graph. Private: users call tapegrad.tensor / tapegrad.from_numpy and the in-place methods.
 """
 
 import numpy as np
@@ -8,55 +8,51 @@ import numpy as np
 from .core import TensorNode
 
 
-def _package():
-    import tapegrad  # the package's factories are defined after this module is imported
+def _pytorch():
+    from . import pytorch  # imported late: tapegrad.pytorch imports the package's functional layer
 
-    return tapegrad
+    return pytorch
 
 
 def default_dtype():
-    """The dtype of floating tensors made without one: PyTorch's default (float32), or what
-    tapegrad.set_default_dtype chose where the package has it."""
-    get = getattr(_package(), "get_default_dtype", None)
-    return numpy_dtype(get()) if get is not None else np.dtype(np.float32)
+    """The dtype of floating tensors made without one: tapegrad.get_default_dtype() (float32)."""
+    return _pytorch().get_default_dtype()
 
 
 def numpy_dtype(dtype, default=None):
-    """A numpy dtype from a numpy dtype, a numpy type, a name ("float32") or a tapegrad dtype
-    (tapegrad.float64); None gives ``default`` (None: the default floating dtype)."""
+    """A numpy dtype from a tapegrad dtype (tapegrad.float64 is numpy's), a numpy type, a name
+    ("float32") or Python's float (float64); None gives ``default`` (None: the default dtype)."""
     if dtype is None:
         return default_dtype() if default is None else np.dtype(default)
     try:
         return np.dtype(dtype)
     except TypeError:
-        pass
-    for attribute in ("numpy_dtype", "np_dtype", "type"):  # a dtype object of the PyTorch dialect
-        inner = getattr(dtype, attribute, None)
-        if inner is not None and inner is not dtype:
-            try:
-                return np.dtype(inner)
-            except TypeError:
-                continue
-    name = str(dtype).rsplit(".", 1)[-1]
-    try:
-        return np.dtype(name)
-    except TypeError:
         raise TypeError(f"not a dtype: {dtype!r}") from None
 
 
+_SHAREABLE = {np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.bool_)}
+
+
 def make_tensor(array, requires_grad=False):
-    """A torch tensor (PyTorch dialect: .grad None until a backward reaches it) holding ``array``
-    (shared when the factory can share it)."""
-    pkg = _package()
+    """A PyTorch-dialect tensor holding ``array``: sharing its memory when it is a C-contiguous
+    float32, float64, int64 or bool array (tapegrad.from_numpy), a copy otherwise (other integers
+    become int64)."""
+    pt = _pytorch()
     array = np.asarray(array)
-    for name in ("from_numpy", "tensor"):
-        factory = getattr(pkg, name, None)
-        if factory is not None:
-            t = factory(np.asarray(array, order="C")) if name == "from_numpy" else factory(array)
-            if requires_grad:
-                t.requires_grad = True
-            return t
-    return TensorNode(array, requires_grad=requires_grad)  # an engine without the PyTorch dialect
+    if array.dtype in _SHAREABLE and array.flags.c_contiguous:
+        t = pt.from_numpy(array)
+    else:
+        t = pt.tensor(array)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def like(node, array, requires_grad=False):
+    """A new leaf holding array in the dialect of ``node`` (a vugrad TensorNode or a tensor)."""
+    if isinstance(node, TensorNode) and node.dialect == "vugrad":
+        return TensorNode(array, requires_grad=requires_grad)
+    return make_tensor(array, requires_grad)
 
 
 def is_tensor(value):
@@ -71,8 +67,8 @@ def as_array(value):
 
 def write(target, value):
     """Overwrite the value of a node (or an array) in place with ``value`` (cast to its dtype),
-    counting the change in the node's version so graphs that saved the old value refuse to
-    backward through it. Returns target."""
+    outside any graph, counting the change in the node's version so graphs that saved the old value
+    refuse to backward through it. Returns target."""
     source = as_array(value)
     if isinstance(target, TensorNode):
         np.copyto(target.value, source, casting="unsafe")

@@ -3,8 +3,8 @@
 ``save(obj, path)`` takes a Module, an Optimizer, a schedule, a dict of arrays or tensors, or a
 dict naming several of these (and plain numbers or strings, e.g. the epoch). ``load(path)`` gives
 back the same structure with each object replaced by its state_dict, to pass to
-``load_state_dict``; arrays come back as arrays and tensors as tensors (PyTorch-dialect tensors
-with the dtype and requires_grad they had; a graph is never saved):
+``load_state_dict``; arrays come back as arrays and tensors as tensors (with the dtype, dialect and
+requires_grad they had; a graph is never saved):
 
     vg.save({"model": model, "optimizer": opt, "epoch": 3}, "run.npz")
     state = vg.load("run.npz")
@@ -70,9 +70,9 @@ def _flatten(obj, path, arrays, depth=0):
     where = "the top level" if path is None else repr(path)
     if depth > MAX_DEPTH:
         raise ValueError(f"save: the value at {where[:60]}... is nested more than {MAX_DEPTH} levels deep (a cycle?)")
-    if isinstance(obj, TensorNode):  # a tensor: its value, and that it was one (not its graph)
+    if isinstance(obj, TensorNode):  # a tensor: its value, dialect and requires_grad (never its graph)
         arrays[path or ""] = np.asarray(obj.value, order="C")
-        return {"array": path or "", "tensor": {"requires_grad": bool(obj.requires_grad)}}
+        return {"array": path or "", "tensor": {"requires_grad": bool(obj.requires_grad), "dialect": obj.dialect}}
     if hasattr(obj, "state_dict") and callable(obj.state_dict):
         obj = obj.state_dict()
     if isinstance(obj, np.ndarray):
@@ -295,8 +295,9 @@ def _names(node, names, depth=0):
         if not isinstance(node["array"], str):
             raise _Bad("a malformed index (an array name that is not a string)")
         tensor = node.get("tensor")
-        if tensor is not None and not (isinstance(tensor, dict) and isinstance(tensor.get("requires_grad"), bool)):
-            raise _Bad("a malformed index (a tensor entry without requires_grad)")
+        if tensor is not None and not (isinstance(tensor, dict) and isinstance(tensor.get("requires_grad"), bool)
+                                       and tensor.get("dialect", "pytorch") in ("pytorch", "vugrad")):
+            raise _Bad("a malformed index (a tensor entry without requires_grad or with an unknown dialect)")
         names.add(node["array"])
     elif "dict" in node and isinstance(node["dict"], dict):
         for value in node["dict"].values():
@@ -311,8 +312,11 @@ def _names(node, names, depth=0):
 def _build(node, arrays):
     """The structure the (checked) index describes, with its arrays in place."""
     if "array" in node:
-        if node.get("tensor") is not None:
-            return make_tensor(arrays[node["array"]], requires_grad=node["tensor"]["requires_grad"])
+        tensor = node.get("tensor")
+        if tensor is not None:
+            if tensor.get("dialect") == "vugrad":
+                return TensorNode(arrays[node["array"]], requires_grad=tensor["requires_grad"])
+            return make_tensor(arrays[node["array"]], requires_grad=tensor["requires_grad"])
         return arrays[node["array"]]
     if "dict" in node and isinstance(node["dict"], dict):
         return {k: _build(v, arrays) for k, v in node["dict"].items()}

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import functional as _vgF
 from .. import modules as _base
-from .._torchlike import as_array, default_dtype, make_tensor, numpy_dtype, write
+from .._torchlike import as_array, default_dtype, like, make_tensor, numpy_dtype, write
 from ..core import TensorNode
 from . import functional, init
 from . import functional as F
@@ -148,7 +148,7 @@ class Module(_base.Module):
             if array.dtype.kind != "f" or array.dtype == dtype:
                 new = value
             elif isinstance(value, TensorNode):
-                new = make_tensor(array.astype(dtype), requires_grad=value.requires_grad)
+                new = like(value, array.astype(dtype), requires_grad=value.requires_grad)
             else:
                 new = array.astype(dtype)
             memo[id(value)] = new

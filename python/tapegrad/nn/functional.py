@@ -229,13 +229,13 @@ def flatten(input, start_dim=0, end_dim=-1):
 # ---- losses ----
 
 def _class_indices(target, op):
-    """target (a tensor, array or list of class numbers) as an int64 array."""
+    """target (an int64 tensor, an integer array or a list of class numbers) as an int64 array."""
     t = as_array(target)
     if t.dtype.kind in "iu":
         return t.astype(np.int64, copy=False)
-    if t.dtype.kind == "f" and t.size and np.all(t == np.round(t)):
-        # an engine without int64 tensors keeps labels as floats of integer value
-        return t.astype(np.int64)
+    vugrad = isinstance(target, TensorNode) and target.dialect == "vugrad"
+    if vugrad and t.dtype.kind == "f" and np.all(t == np.round(t)):
+        return t.astype(np.int64)  # vugrad's nodes hold integers as float64
     raise TypeError(f"{op}: class targets must be integers (int64), got {t.dtype}")
 
 
