@@ -513,6 +513,23 @@ def test_to_double_and_float_convert_floating_parameters_and_buffers_keeping_the
         m.to("cuda:0")
 
 
+def test_nn_parameters_are_torch_tensors_whose_grad_is_none_until_a_backward():
+    net = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    assert all(p.dialect == "pytorch" and p.grad is None for p in net.parameters())
+    assert all(b.dialect == "pytorch" and not b.requires_grad for b in net.buffers())
+    vg.sum(net(tensor(np.ones((4, 3), np.float32)))).backward()
+    assert all(p.grad.dialect == "pytorch" and p.grad.grad_fn is None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+    assert net.state_dict()["1.num_batches_tracked"].dtype == np.int64
+
+
+def test_converting_a_module_keeps_each_parameters_dialect():
+    mixed = nn.Sequential(vg.Linear(3, 4, dtype=np.float32), nn.Linear(4, 2)).double()
+    assert [(p.dialect, p.dtype) for p in mixed.parameters()] == [("vugrad", np.float64)] * 2 + \
+        [("pytorch", np.float64)] * 2
+
+
 def test_layers_take_a_dtype_and_default_to_float32():
     assert nn.Linear(2, 3).weight.dtype == np.float32
     assert nn.Conv2d(1, 2, 3, dtype=np.float64).weight.dtype == np.float64
@@ -951,6 +968,13 @@ def test_a_model_and_its_optimiser_resume_from_a_checkpoint(tmp_path):
     assert train_step(again, again_opt) == train_step(net, opt)
     for k, v in net.state_dict().items():
         np.testing.assert_array_equal(value(again.state_dict()[k]), value(v), err_msg=k)
+
+
+def test_a_saved_tensor_comes_back_in_its_dialect():
+    buffer = io.BytesIO()
+    vg.save([vg.TensorNode(np.ones(2)), tensor(np.ones(2))], buffer)
+    buffer.seek(0)
+    assert [t.dialect for t in vg.load(buffer)] == ["vugrad", "pytorch"]
 
 
 def test_load_refuses_a_device_other_than_the_cpu(tmp_path):
