@@ -33,5 +33,6 @@ from .pytorch import Tensor, arange, argmax, argmin, as_tensor, bool, cat, clamp
     zeros_like  # noqa: E402,A004
 from .pytorch import all, any  # noqa: E402,A004
 from . import autograd  # noqa: E402
+from . import utils  # noqa: E402 (tapegrad.utils.data: PyTorch's data loading)
 
 __version__ = "0.1.0"
