@@ -829,6 +829,15 @@ def test_a_tensor_dataset_batches_as_torchs_data_loader(torch):
         np.testing.assert_array_equal(value(b), tb.numpy())
 
 
+def test_batches_of_a_tensor_that_requires_grad_stay_on_its_graph():
+    w = tensor(np.arange(6.0).reshape(3, 2), requires_grad=True)
+    (batch,) = next(iter(DataLoader(TensorDataset(w), batch_size=2)))
+    vg.sum(batch * 3.0).backward()
+    np.testing.assert_array_equal(value(w.grad), [[3, 3], [3, 3], [0, 0]])
+    (data,) = next(iter(DataLoader(TensorDataset(tensor(np.ones((3, 2)))), batch_size=2)))
+    assert data.grad_fn is None and not data.requires_grad
+
+
 @pytest.mark.parametrize("samples", [
     [(np.ones(3, np.float32) * i, i) for i in range(5)],
     [(float(i), i) for i in range(5)],

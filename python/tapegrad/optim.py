@@ -40,6 +40,8 @@ class _State(list):
         self._params = params
 
     def __getitem__(self, key):
+        if type(key) is int:
+            return list.__getitem__(self, key)
         if isinstance(key, TensorNode):
             for p, st in zip(self._params, self):
                 if p is key:

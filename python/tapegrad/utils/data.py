@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import functional as _F
 from .. import init as _vg_init
-from .._torchlike import make_tensor
+from .._torchlike import as_array, make_tensor
 from ..core import TensorNode
 
 
@@ -278,10 +278,12 @@ class DataLoader:
         return (self._collate([self.dataset[i] for i in chosen]) for chosen in self._batches_of_indices())
 
     def _iterate_tensors(self):
-        """A TensorDataset's batches as one gather per tensor (what stacking its samples gives)."""
+        """A TensorDataset's batches as one gather per tensor (what stacking its samples gives):
+        in numpy for data (a tensor that requires grad is gathered on the graph)."""
         for chosen in self._batches_of_indices():
             index = np.asarray(chosen, dtype=np.int64)
-            yield [t[index] if isinstance(t, TensorNode) else make_tensor(t[index]) for t in self.dataset.tensors]
+            yield [t[index] if isinstance(t, TensorNode) and t.requires_grad else make_tensor(as_array(t)[index])
+                   for t in self.dataset.tensors]
 
     def _iterate_stream(self):
         if self.batch_size is None:
