@@ -126,10 +126,46 @@ if "mlp" in only:
         out[f"MLP step 784-3136-10 sigmoid SGD {d}"] = best(trainer([784, 3136, 10], dt, "sigmoid", sgd, 128), 3)
     out["MLP step 784-256-10 relu Adam float32"] = best(trainer([784, 256, 10], np.float32, "relu", adam, 128), 50)
 
+if "cnn" in only:
+    # The CNN training steps of benchmarks/run.py's cnn section, written with the functions so they
+    # run on builds of any age: conv (bias), ReLU, max-pool ... linear, cross-entropy, SGD.
+    def cnn_trainer(layers, image, classes, batch):
+        params = []
+        for kind, *shape in layers:
+            fan = int(np.prod(shape[1:]))
+            params.append(vg.TensorNode((rng.standard_normal(shape) / np.sqrt(fan)).astype(np.float32)))
+            params.append(vg.TensorNode(np.zeros(shape[0], np.float32)))
+        x = vg.TensorNode(rng.uniform(-1, 1, (batch,) + image).astype(np.float32), requires_grad=False)
+        y = rng.integers(0, classes, batch)
+        opt = vg.optim.SGD(params, lr=1e-3)
+
+        def forward():
+            h = x
+            for (kind, *shape), w, b in zip(layers, params[::2], params[1::2]):
+                if kind == "conv":
+                    h = vg.max_pool2d(vg.relu(vg.conv2d(h, w, b)), 2)
+                else:
+                    h = vg.reshape(h, (batch, -1)) if h.ndim > 2 else h
+                    h = vg.linear(h, w, b)
+                    h = vg.relu(h) if kind == "fc" else h
+            return vg.cross_entropy(h, y)
+
+        def step():
+            loss = forward()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return step
+
+    small = [("conv", 32, 1, 3, 3), ("conv", 64, 32, 3, 3), ("out", 10, 1600)]
+    lenet = [("conv", 6, 3, 5, 5), ("conv", 16, 6, 5, 5), ("fc", 120, 400), ("fc", 84, 120), ("out", 10, 84)]
+    out["CNN step small (Fashion-MNIST) float32"] = best(cnn_trainer(small, (1, 28, 28), 10, 128), 2)
+    out["CNN step LeNet (CIFAR-shaped) float32"] = best(cnn_trainer(lenet, (3, 32, 32), 10, 128), 5)
+
 print(json.dumps(out))
 """
 
-SECTIONS = ("ops", "kernels", "optim", "mlp")
+SECTIONS = ("ops", "kernels", "optim", "mlp", "cnn")
 
 
 def run_child(pythonpath, isa, sections):
