@@ -1165,19 +1165,21 @@ def make_setitem(g):
         except (ValueError, IndexError):
             return False
 
+    use_v = fits(x.value, v.value)  # else the number: the result keeps x's dtype
+
     def run(a, b):
-        return vg.setitem(a, key, b if fits(a.value, b.value) else number)
+        return vg.setitem(a, key, b if use_v else number)
 
     def ref(a, b):
-        out = a.copy()
+        out = a.astype(np.result_type(a, b)) if use_v else a.copy()
         try:
-            out[key] = b if fits(a, b) else number
+            out[key] = b if use_v else number
         except IndexError as e:
             raise Rejected(f"setitem: {e}") from None
         return out
 
-    return Step(f"vg.setitem({g.names[i]}, {key!r}, {g.names[j]} or {number!r})", (i, j), run, ref,
-                np.result_type(x.dtype, v.dtype), None)
+    return Step(f"vg.setitem({g.names[i]}, {key!r}, {g.names[j] if use_v else repr(number)})", (i, j), run, ref,
+                np.result_type(x.dtype, v.dtype) if use_v else x.dtype, None)
 
 
 def make_astype(g):
