@@ -561,11 +561,10 @@ def np_logsumexp(x, axis, keepdims):
 
 
 def extreme(fn, x, axis, keepdims):
-    """np.max/np.min, except that an empty result is fine even when the reduced axes are empty
-    (numpy refuses (0, 0).max(axis=0); tapegrad returns the empty (0,) result)."""
-    out_shape = np.sum(x, axis=axis, keepdims=keepdims).shape
-    if x.size == 0 and int(np.prod(out_shape)) == 0:
-        return np.zeros(out_shape)
+    """np.max/np.min; reducing an empty axis is refused (no identity element), even where the
+    result would be empty ((0, 0).max(axis=0)), as numpy and the engine do."""
+    if x.size == 0 and reduced_count(x, axis) == 0:
+        raise Rejected(f"{fn.__name__}: an empty axis has no maximum or minimum")
     return fn(x, axis=axis, keepdims=keepdims)
 
 

@@ -265,7 +265,9 @@ def _tensors(tensors, op):
     tensors = list(tensors)
     if not tensors:
         raise ValueError(f"{op}: expects a non-empty sequence of tensors")
-    return [t if isinstance(t, TensorNode) else tensor(t) for t in tensors]
+    torch = builtins.any(isinstance(t, TensorNode) and t.dialect == "pytorch" for t in tensors)
+    # arrays and numbers join as constants of the nodes' dialect (vg.stack of vugrad nodes stays vugrad's)
+    return [t if isinstance(t, TensorNode) else tensor(t) if torch else functional._node(t, op) for t in tensors]
 
 
 def cat(tensors, dim=0, axis=None):
