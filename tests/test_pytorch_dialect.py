@@ -277,3 +277,13 @@ def test_a_function_gets_tensors_and_may_return_tensors():
     assert y.tolist() == [8.0] and Cube().apply(x).tolist() == [8.0]
     y.sum().backward()
     assert x.grad.tolist() == [12.0]
+
+
+def test_stacking_vugrad_nodes_with_arrays_stays_in_vugrads_dialect():
+    x = tg.TensorNode(np.array(1.0))
+    s = tg.stack([x * 2, np.array(3.0)])
+    assert s.dialect == "vugrad" and isinstance(x.grad, np.ndarray)
+    s.sum().backward()
+    assert x.grad.tolist() == 2.0
+    t = tg.stack([tg.tensor(1.0), np.float32(2.0)])
+    assert t.dialect == "pytorch"
