@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 
 #include <Eigen/Core>
-#include <atomic>
 #include <stdexcept>
 
 namespace tg {
@@ -58,18 +57,6 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     else C.noalias() += alpha * A * B;
 }
 
-// Products below this many multiply-adds run on one BLAS thread: waking OpenBLAS's threads costs
-// more than they save there, and under load a thread another process keeps off its core stalls
-// the product (the Linear layers of the CNN steps took 40-56 ms at 2 threads against 0.3-0.5 ms
-// at 1). Larger ones get the count set_blas_threads asked for.
-constexpr int64_t kSerialBelow = int64_t{1} << 24;
-std::atomic<int> blas_wanted{1};  // the count set_blas_threads asked for
-std::atomic<int> blas_now{-1};    // the count the BLAS has (-1: not set by us)
-
-void use_blas_threads(int n) {
-    if (blas.set_threads && blas_now.exchange(n) != n) blas.set_threads(n);
-}
-
 }  // namespace
 
 template <class T>
@@ -78,7 +65,6 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     if (m == 0 || n == 0) return;
     // BLAS wants leading dimensions >= 1 even for empty operands; Eigen handles those edge cases.
     if (blas.active && k > 0 && lda > 0 && ldb > 0 && m * n * k >= kBlasMinWork) {
-        use_blas_threads(m * n * k < kSerialBelow ? 1 : blas_wanted.load());
         if (blas.ilp64) call_blas<int64_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         else call_blas<int32_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -126,8 +112,7 @@ void set_gemm_backend(const std::string& name) {
 }
 
 void set_blas_threads(int n) {
-    blas_wanted = n;
-    use_blas_threads(n);
+    if (blas.set_threads) blas.set_threads(n);
 }
 
 }  // namespace tg
