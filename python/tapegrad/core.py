@@ -219,9 +219,9 @@ class no_grad(set_grad_enabled):
     def __init__(self):
         self._mode = False
 
-    def __enter__(self):
+    def __enter__(self):  # the mode is set on entering, not on construction as set_grad_enabled's
         self._previous = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
+        _core.set_grad_enabled(self._mode)
         return self
 
     def __call__(self, fn):
@@ -234,11 +234,6 @@ class enable_grad(no_grad):
 
     def __init__(self):
         self._mode = True
-
-    def __enter__(self):
-        self._previous = _core.is_grad_enabled()
-        _core.set_grad_enabled(True)
-        return self
 
 
 class detect_anomaly:

@@ -147,21 +147,30 @@ def _size(size, op):
     return tuple(builtins.int(s) for s in size)
 
 
-def _filled(make, op):
+# How each factory makes its values from (shape, dtype); the random ones draw from tapegrad's generator.
+_MAKERS = {
+    "zeros": lambda s, d: np.zeros(s, d),
+    "ones": lambda s, d: np.ones(s, d),
+    "empty": lambda s, d: np.empty(s, d),
+    "rand": lambda s, d: init.generator().random(s).astype(d),
+    "randn": lambda s, d: init.generator().standard_normal(s).astype(d),
+}
+_RANDOM = ("rand", "randn")
+
+
+def _filled(name):
+    make = _MAKERS[name]
+
     def factory(*size, dtype=None, requires_grad=False):
-        shape = _size(size, op)
-        d = _dtype(dtype, op) or get_default_dtype()
+        shape = _size(size, name)
+        d = _dtype(dtype, name) or get_default_dtype()
         return _leaf(make(shape, d), requires_grad)
 
-    factory.__name__ = factory.__qualname__ = op
+    factory.__name__ = factory.__qualname__ = name
     return factory
 
 
-zeros = _filled(lambda s, d: np.zeros(s, d), "zeros")
-ones = _filled(lambda s, d: np.ones(s, d), "ones")
-empty = _filled(lambda s, d: np.empty(s, d), "empty")
-rand = _filled(lambda s, d: init.generator().random(s).astype(d), "rand")
-randn = _filled(lambda s, d: init.generator().standard_normal(s).astype(d), "randn")
+zeros, ones, empty, rand, randn = (_filled(name) for name in _MAKERS)
 zeros.__doc__ = "A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``; default dtype float32."
 ones.__doc__ = "A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``; default dtype float32."
 empty.__doc__ = "A tensor whose values are not set: ``empty(2, 3)``; default dtype float32."
@@ -189,23 +198,21 @@ def randint(low, high=None, size=None, dtype=None, requires_grad=False):
     return _leaf(values.astype(_dtype(dtype, "randint") or int64), requires_grad)
 
 
-def _like(make, op):
+def _like(name):
+    make, op = _MAKERS[name], name + "_like"
+
     def factory(t, dtype=None, requires_grad=False):
         d = _dtype(dtype, op) or t.dtype
-        if op in ("rand_like", "randn_like") and d.kind != "f":
+        if name in _RANDOM and d.kind != "f":
             raise TypeError(f"{op}: needs a float dtype, the tensor is {d} (pass dtype=tapegrad.float)")
         return _leaf(make(t.shape, d), requires_grad)
 
     factory.__name__ = factory.__qualname__ = op
-    factory.__doc__ = f"A new tensor of t's shape (and dtype, unless given), as ``{op[:-5]}``."
+    factory.__doc__ = f"A new tensor of t's shape (and dtype, unless given), as ``{name}``."
     return factory
 
 
-zeros_like = _like(lambda s, d: np.zeros(s, d), "zeros_like")
-ones_like = _like(lambda s, d: np.ones(s, d), "ones_like")
-empty_like = _like(lambda s, d: np.empty(s, d), "empty_like")
-rand_like = _like(lambda s, d: init.generator().random(s).astype(d), "rand_like")
-randn_like = _like(lambda s, d: init.generator().standard_normal(s).astype(d), "randn_like")
+zeros_like, ones_like, empty_like, rand_like, randn_like = (_like(name) for name in _MAKERS)
 
 
 def full_like(t, fill_value, dtype=None, requires_grad=False):
