@@ -13,7 +13,10 @@ Cells are medians over the repeats (GEMM: the best) with the spread, +-(max - mi
 """
 
 import argparse
+import contextlib
+import ctypes
 import datetime
+import functools
 import gc
 import json
 import math
@@ -195,13 +198,49 @@ class Row:
 
 
 def interleave(cases, repeats, progress=""):
-    """Call each case's measure() once per repeat, rotating the order; append to row.samples[lib]."""
+    """Call each case's measure() once per repeat, rotating the order; append to row.samples[lib].
+    numpy's cases run with its BLAS at the run's thread count (see numpy_blas_threads)."""
     for r in range(repeats):
         shift = r % len(cases)
         for row, lib, measure in cases[shift:] + cases[:shift]:
-            row.samples.setdefault(lib, []).append(measure())
+            if lib == "numpy-ref":
+                with numpy_blas_threads(THREADS):
+                    row.samples.setdefault(lib, []).append(measure())
+            else:
+                row.samples.setdefault(lib, []).append(measure())
         if progress:
             print(f"  {progress}: repeat {r + 1}/{repeats} done", file=sys.stderr, flush=True)
+
+
+THREADS = 1  # the run's --threads, set by main()
+
+
+@contextlib.contextmanager
+def numpy_blas_threads(n):
+    """numpy's BLAS (the OpenBLAS in its wheel) at n threads inside the block, then back at 1.
+    tapegrad keeps that library, which it shares with numpy, at one thread from import on and
+    splits large products over its own threads; numpy-ref would otherwise run single-threaded in
+    a 2-thread run."""
+    setter = _openblas_setter()
+    if setter is None or n == 1:
+        yield
+        return
+    setter(n)
+    try:
+        yield
+    finally:
+        setter(1)
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas_setter():
+    for path in vg.runtime.blas_libraries()[:1]:
+        lib = ctypes.CDLL(path)
+        for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                     "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            if hasattr(lib, name):
+                return getattr(lib, name)
+    return None
 
 
 def per_call(stmt, env, seconds):
@@ -722,7 +761,7 @@ def parse_args(argv=None):
                    help=f"MNIST-shaped steps timed per repeat, scaled to an epoch of {EPOCH_STEPS}; 'full' for the "
                    f"whole epoch (default {MNIST_STEPS}, --quick 10)")
     p.add_argument("--threads", type=int, default=2,
-                   help="threads of every library: tapegrad's OpenMP and BLAS (numpy shares that BLAS) and torch "
+                   help="threads of every library: tapegrad's (its pool), numpy's BLAS (during numpy-ref's runs) and torch "
                    "(default 2, as the reference figures; 1 gives steadier numbers on a loaded machine)")
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if installed")
     p.add_argument("--readme", choices=("auto", "yes", "no"), default="auto",
@@ -748,6 +787,8 @@ def main(argv=None):
         except ImportError:
             print("PyTorch is not installed: the torch column stays empty", file=sys.stderr)
     vg.set_num_threads(args.threads)
+    global THREADS
+    THREADS = args.threads
     meta = machine_info()
     meta["date"] = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     start = time.perf_counter()

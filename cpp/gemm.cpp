@@ -1,8 +1,11 @@
 #include "gemm.h"
 
+#include "parallel.h"
+
 #include <dlfcn.h>
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <stdexcept>
 
 namespace tg {
@@ -16,6 +19,13 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 // product is faster for the tiny matrices of per-op use.
 constexpr int64_t kBlasMinWork = 32 * 32 * 32;
 
+// From this many multiply-adds (about 50 us on one core) a product is split over the engine's
+// threads; below, waking a worker costs more than it saves. The pool's caller never waits for a
+// worker that has not started (parallel.h), so splitting does not stall under load as OpenBLAS's
+// own threads did: LeNet's 2-thread step took 66.5 ms with them, 13-16 ms split here (2^21 and
+// 2^22 measured alike; 2^24 left the MNIST layer-2 product, 128 x 3136 x 10, on one thread).
+constexpr int64_t kSplitMin = int64_t{1} << 21;
+
 template <class I, class T>
 using CblasGemm = void (*)(int, int, int, I, I, I, T, const T*, I, const T*, I, T, T*, I);
 
@@ -25,6 +35,7 @@ struct Blas {
     bool ilp64 = false;  // integer arguments are 64-bit
     void (*set_threads)(int) = nullptr;
     bool active = false;
+    bool serial = false;  // its thread count was set to 1 (OpenBLAS): the engine's threads split products
 } blas;
 
 template <class T> void* entry() { return sizeof(T) == 4 ? blas.sgemm : blas.dgemm; }
@@ -39,22 +50,64 @@ void call_blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
 }
 
 template <class T>
-using Strided = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
-                           Eigen::OuterStride<>>;
+void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+               int64_t ldb, T beta, T* c, int64_t ldc) {
+    if (blas.ilp64) call_blas<int64_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else call_blas<int32_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
+// A large product on the engine's threads: C in blocks of rows (or of columns, when C is wider than
+// tall), each block one single-threaded BLAS call. The BLAS's own thread count is process-wide
+// (numpy's products share it), so it stays at 1 and is never switched per product: two Python
+// threads switching it raced, and a product then ran on another thread count, with other bits,
+// than the same product run alone. 4 blocks per thread: a late worker leaves the caller at most a
+// quarter of its share to take over.
+template <class T>
+void split_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+                int64_t ldb, T beta, T* c, int64_t ldc) {
+    const bool rows = m >= n;
+    const int64_t dim = rows ? m : n;
+    const int64_t parts = std::min<int64_t>(4 * pool_threads(), (dim + 15) / 16);
+    const int64_t block = ((dim + parts - 1) / parts + 15) / 16 * 16;  // multiples of 16: whole SIMD tiles
+    const int64_t blocks = (dim + block - 1) / block;
+    constexpr int64_t unit = kParallelMin;  // parallel_for's count: each block is this many "elements"
+    parallel_for(blocks * unit, unit, [&](int64_t lo, int64_t hi) {
+        for (int64_t q = lo / unit; q < hi / unit; ++q) {
+            const int64_t first = q * block, size = std::min(block, dim - first);
+            if (rows)  // rows [first, first + size) of op(A) and of C
+                blas_call<T>(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
+                             c + first * ldc, ldc);
+            else  // columns of op(B) and of C
+                blas_call<T>(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
+                             c + first, ldc);
+        }
+    });
+}
+
+template <class T> using RowMatrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using Strided = Eigen::Map<const RowMatrix<T>, 0, Eigen::OuterStride<>>;
+
+// Eigen's product, for the small products (and all of them without a BLAS). A transposed operand is
+// first copied the right way round (m k + k n values against m n k multiply-adds), so one product
+// is compiled per type instead of one per pair of transpositions (which took 15 s of the build).
 template <class T>
 void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T beta, T* c, int64_t ldc) {
-    Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0, Eigen::OuterStride<>> C(
-        c, m, n, Eigen::OuterStride<>(ldc));
-    Strided<T> A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
-    Strided<T> B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
+    Eigen::Map<RowMatrix<T>, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
+    RowMatrix<T> at, bt;
+    if (ta) {
+        at = Strided<T>(a, k, m, Eigen::OuterStride<>(lda)).transpose();
+        a = at.data();
+        lda = k;
+    }
+    if (tb) {
+        bt = Strided<T>(b, n, k, Eigen::OuterStride<>(ldb)).transpose();
+        b = bt.data();
+        ldb = n;
+    }
     if (beta == T(0)) C.setZero();
     else if (beta != T(1)) C *= beta;
-    if (ta && tb) C.noalias() += alpha * A.transpose() * B.transpose();
-    else if (ta) C.noalias() += alpha * A.transpose() * B;
-    else if (tb) C.noalias() += alpha * A * B.transpose();
-    else C.noalias() += alpha * A * B;
+    C.noalias() += alpha * Strided<T>(a, m, k, Eigen::OuterStride<>(lda)) * Strided<T>(b, k, n, Eigen::OuterStride<>(ldb));
 }
 
 }  // namespace
@@ -65,8 +118,10 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     if (m == 0 || n == 0) return;
     // BLAS wants leading dimensions >= 1 even for empty operands; Eigen handles those edge cases.
     if (blas.active && k > 0 && lda > 0 && ldb > 0 && m * n * k >= kBlasMinWork) {
-        if (blas.ilp64) call_blas<int64_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-        else call_blas<int32_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (blas.serial && m * n * k >= kSplitMin && std::max(m, n) >= 64 && pool_threads() > 1)
+            split_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            blas_call<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     eigen_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -95,6 +150,9 @@ bool load_blas(const std::string& path) {
             blas.set_threads = reinterpret_cast<void (*)(int)>(
                 dlsym(lib, (std::string(n.prefix) + "openblas_set_num_threads" + n.suffix).c_str()));
             blas.active = true;
+            // One thread for good (see split_gemm); a BLAS without the setter keeps its own threads.
+            if (blas.set_threads) blas.set_threads(1);
+            blas.serial = blas.set_threads != nullptr;
             return true;  // the library stays loaded for the life of the process
         }
     }
@@ -109,10 +167,6 @@ void set_gemm_backend(const std::string& name) {
     else if (name == "blas" && blas.sgemm) blas.active = true;
     else if (name == "blas") throw std::invalid_argument("set_gemm_backend: no BLAS library was loaded");
     else throw std::invalid_argument("set_gemm_backend: expected 'blas' or 'eigen', got '" + name + "'");
-}
-
-void set_blas_threads(int n) {
-    if (blas.set_threads) blas.set_threads(n);
 }
 
 }  // namespace tg

@@ -1,5 +1,7 @@
 // Matrix products for the kernels: C = alpha op(A) op(B) + beta C on row-major matrices.
-// Runs on a BLAS found at run time (numpy's own OpenBLAS) when one was loaded, else on Eigen.
+// Runs on a BLAS found at run time (numpy's own OpenBLAS) when one was loaded, else on Eigen. The
+// BLAS runs on one thread (set when it is loaded); large products are split over the engine's
+// threads (parallel.h) instead.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +20,5 @@ bool load_blas(const std::string& path);
 // "blas" or "eigen": which one gemm uses now; set_gemm_backend switches (blas only once loaded).
 std::string gemm_backend();
 void set_gemm_backend(const std::string& name);
-// Threads of the loaded BLAS (if it exports openblas_set_num_threads), else nothing.
-void set_blas_threads(int n);
 
 }  // namespace tg

@@ -25,8 +25,9 @@ constexpr int64_t kParallelMin = int64_t{1} << 16;
 constexpr int64_t kParallelGrain = int64_t{1} << 15;
 
 // Calls body(begin, end) over disjoint ranges covering [0, n), each at most `grain` long (the last
-// may be shorter), possibly on several threads at once. body must not throw and must not call
-// parallel_for. Runs body(0, n) on the caller when n < kParallelMin or only one thread is set.
+// may be shorter), possibly on several threads at once. body must not throw. Runs body(0, n) on the
+// caller when n < kParallelMin, only one thread is set, or another job holds the pool (so a body
+// that calls parallel_for, as a convolution's per-image products may, runs that loop itself).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
 }  // namespace tg

@@ -101,6 +101,65 @@ def test_tapegrad_blas_eigen_keeps_eigen_without_a_warning():
     assert out.split() == ["eigen"] and "matrix products" not in err
 
 
+# ---- threads: the BLAS on one thread, large products split over the engine's pool ----
+
+def test_the_blas_runs_on_one_thread_whatever_set_num_threads_says():
+    if not NUMPY_BLAS:
+        pytest.skip("this numpy bundles no OpenBLAS")
+    out, _ = run(f"""
+        import ctypes
+        import tapegrad as vg
+        lib = ctypes.CDLL({NUMPY_BLAS[0]!r})
+        get = next(getattr(lib, n) for n in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                                             "openblas_get_num_threads") if hasattr(lib, n))
+        counts = [get()]
+        for n in (2, 3, 1, 2):
+            vg.set_num_threads(n)
+            x = vg.TensorNode(__import__("numpy").ones((256, 256)))
+            (x @ x).sum().backward()
+            counts.append(get())
+        print(counts)
+    """, OPENBLAS_NUM_THREADS="2")
+    assert out.split("\n")[0] == "[1, 1, 1, 1, 1]"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(200, 300, 150), (40, 500, 300), (300, 500, 40), (64, 2000, 20)])
+def test_products_split_over_threads_give_the_bits_of_the_same_blocks_on_one_thread(shape, dtype):
+    """A product of 2^21 multiply-adds or more is cut into blocks of rows (or columns) of C, one BLAS
+    call each: on 2 threads it matches numpy, and every transposition case gives the same bits again
+    when the same blocks run at once from two Python threads."""
+    import threading
+    m, k, n = shape
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+    before = vg.get_num_threads()
+    try:
+        vg.set_num_threads(2)
+        with vg.no_grad():
+            cases = {"nn": lambda: vg.TensorNode(a) @ vg.TensorNode(b),
+                     "tn": lambda: vg.TensorNode(a.T.copy()).transpose() @ vg.TensorNode(b),
+                     "nt": lambda: vg.TensorNode(a) @ vg.TensorNode(b.T.copy()).transpose()}
+            alone = {key: f().value for key, f in cases.items()}
+            together = {}
+
+            def worker(key):
+                together[key] = [cases[key]().value for _ in range(3)]
+
+            threads = [threading.Thread(target=worker, args=(key,)) for key in cases]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        vg.set_num_threads(before)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    for key, value in alone.items():
+        np.testing.assert_allclose(value, a.astype(np.float64) @ b.astype(np.float64), rtol=tol, atol=tol * k)
+        for again in together[key]:
+            assert np.array_equal(again, value), key
+
+
 # ---- the kernel copies (cpp/isa.cpp) ----
 
 def test_the_kernel_copy_in_use_is_one_of_those_built_and_the_best_this_cpu_runs():

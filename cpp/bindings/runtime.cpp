@@ -34,12 +34,13 @@ void bind_runtime(py::module_& m) {
 #ifdef _OPENMP
             omp_set_num_threads(n);
 #endif
-            set_blas_threads(n);
             set_pool_threads(n);
         },
-        py::arg("n"), "Threads for the engine's matrix products (the BLAS's) and large element-wise kernels.");
+        py::arg("n"),
+        "Threads for the engine's large matrix products (split over its own threads; the BLAS runs on one) "
+        "and large element-wise kernels.");
     m.def("set_pool_threads", &set_pool_threads, py::arg("n"),
-          "Threads for large element-wise kernels only (set_num_threads sets these and the BLAS's).");
+          "Threads of the engine's pool only (set_num_threads sets these and OpenMP's).");
     m.def("pool_threads", &pool_threads, "Threads of the element-wise pool, the caller included.");
     m.def(
         "get_num_threads", [] { return Eigen::nbThreads(); }, "Threads the engine uses (set_num_threads).");

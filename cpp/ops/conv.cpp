@@ -417,20 +417,6 @@ void for_chunks(int64_t chunks, int64_t per_chunk, const std::function<void(int6
     });
 }
 
-// While images run on the engine's threads, each thread's GEMMs run on that thread alone: a
-// BLAS splitting each small per-image product over the same cores would fight the engine's
-// threads (and a BLAS thread that another process keeps off its core stalls the product).
-// Afterwards the BLAS gets the pool's count back, which set_num_threads gives both.
-struct SerialBlas {
-    bool on;
-    explicit SerialBlas(bool parallel) : on(parallel) {
-        if (on) set_blas_threads(1);
-    }
-    ~SerialBlas() {
-        if (on) set_blas_threads(pool_threads());
-    }
-};
-
 // Images per chunk of the backward: each chunk adds its images' weight gradients into its own
 // partial sum, and the partial sums are added in chunk order, so the result does not depend on
 // the number of threads.
@@ -473,7 +459,6 @@ void fwd_conv2d(Call& c) {
         const int64_t bs = direct ? 1 : images_per_gemm(s);
         const int64_t blocks = ceil_div(s.n, bs), per_block = bs * s.o * p * std::max<int64_t>(k, 1);
         const PaddedImage L = padded_image<T>(s);
-        SerialBlas serial(!direct && splits(blocks, per_block));
         for_chunks(blocks, per_block, [&](int64_t q) {
             const int64_t n0 = q * bs, nb = std::min(bs, s.n - n0), ld = nb * p;
             std::vector<T> buffer(static_cast<size_t>(direct ? L.size(s) : s.pointwise() ? 0 : k * ld));
@@ -535,7 +520,6 @@ Grads bwd_conv2d(const Call& c, const Grads& grads, const Need& need) {
             const int64_t chunks = ceil_div(s.n, kImagesPerChunk);
             const int64_t per_chunk = kImagesPerChunk * s.o * p * std::max<int64_t>(k, 1);
             std::vector<T> partial(want_w ? static_cast<size_t>(std::max<int64_t>(chunks, 1) * wsize) : 0, T(0));
-            SerialBlas serial(splits(chunks, per_chunk));
             for_chunks(chunks, per_chunk, [&](int64_t q) {
                 std::vector<T> col(static_cast<size_t>(s.pointwise() ? 0 : k * bs * p));
                 std::vector<T> block(static_cast<size_t>(bs > 1 ? s.og * bs * p : 0));

@@ -539,10 +539,10 @@ def set_integer_operator(function: Any) -> None:
     """Set f(op, self, other, reflected), which computes operators whose operands are not all floats."""
     ...
 def set_num_threads(n: int) -> None:
-    """Threads for the engine's matrix products (the BLAS's) and large element-wise kernels."""
+    """Threads for the engine's large matrix products (split over its own threads; the BLAS runs on one) and large element-wise kernels."""
     ...
 def set_pool_threads(n: int) -> None:
-    """Threads for large element-wise kernels only (set_num_threads sets these and the BLAS's)."""
+    """Threads of the engine's pool only (set_num_threads sets these and OpenMP's)."""
     ...
 def set_trace(arg0: Any) -> None:
     """Trace mode for this thread: backward calls sink(line) for each op it runs (None: off)."""

@@ -17,9 +17,14 @@ from . import _core
 
 
 def set_num_threads(n):
-    """Number of threads the engine may use: the BLAS's for matrix products, and the engine's own
-    for element-wise kernels and optimiser updates on tensors of 65,536 elements or more (smaller
-    ones run on the calling thread). The default is the machine's core count."""
+    """Number of threads the engine may use: for matrix products of 2**24 multiply-adds or more
+    (split into blocks, each a one-thread BLAS call), for convolutions over many images, and for
+    element-wise kernels and optimiser updates on tensors of 65,536 elements or more (smaller ones
+    run on the calling thread). The default is the machine's core count.
+
+    The BLAS itself runs on one thread from import on. Its thread count is process-wide, and numpy's
+    own products share it, so numpy's ``@`` runs on one thread too in a process that imported
+    tapegrad; ``threadpoolctl`` can raise it again, at the cost of the engine's small products."""
     _core.set_num_threads(int(n))
 
 
