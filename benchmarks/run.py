@@ -320,6 +320,18 @@ def _torch_threads(n, measure):
     return run
 
 
+def _torch_flush(measure):
+    """measure() with torch.set_flush_denormal(True) (then back): PyTorch's faster setting where
+    subnormals appear."""
+    def run():
+        torch.set_flush_denormal(True)
+        try:
+            return measure()
+        finally:
+            torch.set_flush_denormal(False)
+    return run
+
+
 def _without_grad(lib, measure):
     def run():
         with (vg.no_grad() if lib == "tapegrad" else torch.no_grad()):
@@ -519,6 +531,7 @@ def section_cnn(args):
             tmeasure = _torch_cnn_step(torch_model, topt, torch.from_numpy(xs), torch.from_numpy(ys), steps)
             tmeasure()
             cases.append((row, "torch", tmeasure))
+            cases.append((row, "torch-flush", _torch_flush(tmeasure)))
             if args.threads > 1:
                 cases.append((row, "torch-1t", _torch_threads(1, tmeasure)))
     # the conv 32 -> 64 k3 layer of the small CNN (13 x 13 input), forward + backward, float32
@@ -692,6 +705,11 @@ def notes(rows, meta, checks):
         out.append("- torch at 2 threads (the reference setting) and at 1 thread, side by side; the torch column "
                    "shows the faster, marked (1 thr) when that was 1 thread: " + "; ".join(
                        f"{r.work}: {fmt_value(r, 'torch')} vs {fmt_value(r, 'torch-1t')}" for r in have))
+    have = [r for r in rows if r.samples.get("torch-flush")]
+    if have:
+        out.append("- torch with flush-to-zero (torch.set_flush_denormal(True)), at the run's thread count: "
+                   + "; ".join(f"{r.work.split(' (')[0]}: {fmt_value(r, 'torch-flush')}, tapegrad / it "
+                               f"{fmt_ratio(_ratio(r, 'torch-flush'))}" for r in have))
     have = [r for r in rows if r.samples.get("tapegrad-eigen")]
     if have:
         out.append("- tapegrad with its own Eigen GEMM instead of the BLAS (vg.set_gemm_backend('eigen')): "
