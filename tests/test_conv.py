@@ -149,6 +149,20 @@ def test_conv2d_of_an_empty_batch_is_empty_and_its_gradients_are_zero():
     np.testing.assert_array_equal(w.grad, np.zeros((3, 2, 3, 3)))
 
 
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv2d_of_images_without_channels_is_its_bias_in_any_number_of_groups(groups):
+    """0 input channels split into any number of empty groups (0 % groups == 0): every output is the
+    bias, and only the bias gets a gradient (hypothesis found groups=2 refused, groups=1 computed)."""
+    x = vg.TensorNode(np.ones((2, 0, 3, 3)))
+    w, b = vg.TensorNode(np.ones((4, 0, 2, 2))), vg.TensorNode(np.arange(4.0))
+    out = vg.conv2d(x, w, b, groups=groups)
+    np.testing.assert_array_equal(out.value, np.broadcast_to(np.arange(4.0)[None, :, None, None], (2, 4, 2, 2)))
+    out.sum().backward()
+    np.testing.assert_array_equal(b.grad, np.full(4, 8.0))
+    assert x.grad.shape == (2, 0, 3, 3) and w.grad.shape == (4, 0, 2, 2)
+
+
 # ---- layers ----
 
 def test_conv2d_layer_has_torchs_parameter_shapes_and_initial_bounds():

@@ -115,7 +115,7 @@ Conv conv_geometry(const Call& c) {
     Conv s;
     s.n = x.dim(0), s.c = x.dim(1), s.h = x.dim(2), s.w = x.dim(3);
     s.o = wt.dim(0), s.groups = groups;
-    if (s.c % groups != 0 || groups > std::max<int64_t>(s.c, 1))
+    if (s.c % groups != 0)  // 0 channels split into any number of empty groups, as in PyTorch
         fail(c, "input of shape " + shape_str(x.shape()) + " has " + std::to_string(s.c) +
                     " channels, which groups=" + std::to_string(groups) + " does not divide");
     if (s.o % groups != 0)
