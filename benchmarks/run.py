@@ -203,10 +203,7 @@ def interleave(cases, repeats, progress=""):
     for r in range(repeats):
         shift = r % len(cases)
         for row, lib, measure in cases[shift:] + cases[:shift]:
-            if lib == "numpy-ref":
-                with numpy_blas_threads(THREADS):
-                    row.samples.setdefault(lib, []).append(measure())
-            else:
+            with numpy_blas_threads(THREADS if lib == "numpy-ref" else 1):
                 row.samples.setdefault(lib, []).append(measure())
         if progress:
             print(f"  {progress}: repeat {r + 1}/{repeats} done", file=sys.stderr, flush=True)

@@ -33,27 +33,25 @@ struct Blas {
     void* sgemm = nullptr;
     void* dgemm = nullptr;
     bool ilp64 = false;  // integer arguments are 64-bit
-    void (*set_threads)(int) = nullptr;
     bool active = false;
     bool serial = false;  // its thread count was set to 1 (OpenBLAS): the engine's threads split products
 } blas;
 
 template <class T> void* entry() { return sizeof(T) == 4 ? blas.sgemm : blas.dgemm; }
 
-template <class I, class T>
-void call_blas(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
-               int64_t ldb, T beta, T* c, int64_t ldc) {
-    reinterpret_cast<CblasGemm<I, T>>(entry<T>())(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans,
-                                                  static_cast<I>(m), static_cast<I>(n), static_cast<I>(k), alpha, a,
-                                                  static_cast<I>(lda), b, static_cast<I>(ldb), beta, c,
-                                                  static_cast<I>(ldc));
-}
-
+// One BLAS call, with the integer width of the library loaded.
 template <class T>
 void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                int64_t ldb, T beta, T* c, int64_t ldc) {
-    if (blas.ilp64) call_blas<int64_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    else call_blas<int32_t, T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    auto call = [&](auto width) {
+        using I = decltype(width);
+        reinterpret_cast<CblasGemm<I, T>>(entry<T>())(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans,
+                                                      static_cast<I>(m), static_cast<I>(n), static_cast<I>(k), alpha,
+                                                      a, static_cast<I>(lda), b, static_cast<I>(ldb), beta, c,
+                                                      static_cast<I>(ldc));
+    };
+    if (blas.ilp64) call(int64_t{});
+    else call(int32_t{});
 }
 
 // A large product on the engine's threads: C in blocks of rows (or of columns, when C is wider than
@@ -107,7 +105,8 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     }
     if (beta == T(0)) C.setZero();
     else if (beta != T(1)) C *= beta;
-    C.noalias() += alpha * Strided<T>(a, m, k, Eigen::OuterStride<>(lda)) * Strided<T>(b, k, n, Eigen::OuterStride<>(ldb));
+    C.noalias() +=
+        alpha * Strided<T>(a, m, k, Eigen::OuterStride<>(lda)) * Strided<T>(b, k, n, Eigen::OuterStride<>(ldb));
 }
 
 }  // namespace
@@ -147,12 +146,12 @@ bool load_blas(const std::string& path) {
             blas.sgemm = s;
             blas.dgemm = d;
             blas.ilp64 = n.ilp64;
-            blas.set_threads = reinterpret_cast<void (*)(int)>(
-                dlsym(lib, (std::string(n.prefix) + "openblas_set_num_threads" + n.suffix).c_str()));
             blas.active = true;
             // One thread for good (see split_gemm); a BLAS without the setter keeps its own threads.
-            if (blas.set_threads) blas.set_threads(1);
-            blas.serial = blas.set_threads != nullptr;
+            const auto set_threads = reinterpret_cast<void (*)(int)>(
+                dlsym(lib, (std::string(n.prefix) + "openblas_set_num_threads" + n.suffix).c_str()));
+            if (set_threads) set_threads(1);
+            blas.serial = set_threads != nullptr;
             return true;  // the library stays loaded for the life of the process
         }
     }

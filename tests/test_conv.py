@@ -149,7 +149,6 @@ def test_conv2d_of_an_empty_batch_is_empty_and_its_gradients_are_zero():
     np.testing.assert_array_equal(w.grad, np.zeros((3, 2, 3, 3)))
 
 
-
 @pytest.mark.parametrize("groups", [1, 2])
 def test_conv2d_of_images_without_channels_is_its_bias_in_any_number_of_groups(groups):
     """0 input channels split into any number of empty groups (0 % groups == 0): every output is the

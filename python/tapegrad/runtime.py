@@ -17,7 +17,7 @@ from . import _core
 
 
 def set_num_threads(n):
-    """Number of threads the engine may use: for matrix products of 2**24 multiply-adds or more
+    """Number of threads the engine may use: for matrix products of 2**21 multiply-adds or more
     (split into blocks, each a one-thread BLAS call), for convolutions over many images, and for
     element-wise kernels and optimiser updates on tensors of 65,536 elements or more (smaller ones
     run on the calling thread). The default is the machine's core count.
