@@ -225,11 +225,21 @@ std::vector<Shape> shape_row_max(const Call& c) {
     return {Shape{c.in[0].dim(0)}};
 }
 
+// Row sums of an (n, m) matrix, each pairwise in double: the same bits wherever the buffer starts
+// (Eigen's vectorised sums start their packets where the alignment lets them: rowwise().sum()
+// gave other bits for a row at another offset in the baseline copy, tests/test_differential.py).
+template <class T, class F> Vec<T> row_sums(int64_t n, int64_t m, F&& term) {
+    Vec<T> s(n);
+    for (int64_t i = 0; i < n; ++i) s[i] = static_cast<T>(pairwise_sum(m, [&](int64_t j) { return term(i, j); }));
+    return s;
+}
+
 void fwd_row_sum(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
         const auto& x = c.in[0];
-        mat<T>(c.out[0], x.dim(0), 1) = cmat<T>(x, x.dim(0), x.dim(1)).rowwise().sum();
+        auto xm = cmat<T>(x, x.dim(0), x.dim(1));
+        mat<T>(c.out[0], x.dim(0), 1) = row_sums<T>(x.dim(0), x.dim(1), [&](int64_t i, int64_t j) { return xm(i, j); });
     });
 }
 // dL/dx[i, j] = g[i]
@@ -252,14 +262,6 @@ void fwd_row_max(Call& c) {
 }
 // dL/dx[i, j] = g[i] where j is the row's first argmax, 0 elsewhere
 Grads bwd_row_max(const Call& c, const Grads& g, const Need&) { return bwd_extreme(c, g); }
-
-// Row sums of an (n, m) matrix, each pairwise in double: the same bits wherever the buffer starts
-// (Eigen's vectorised sums start their packets where the alignment lets them).
-template <class T, class F> Vec<T> row_sums(int64_t n, int64_t m, F&& term) {
-    Vec<T> s(n);
-    for (int64_t i = 0; i < n; ++i) s[i] = static_cast<T>(pairwise_sum(m, [&](int64_t j) { return term(i, j); }));
-    return s;
-}
 
 void fwd_normalize(Call& c) {
     with_dtype(c, [&](auto tag) {
