@@ -147,3 +147,14 @@ def test_a_product_started_from_another_thread_follows_the_process_wide_switch()
         t.join()
     assert np.all(results["False"] != 0) and np.all(results["True"] == 0)
     assert results["False numpy"] and results["True numpy"]
+
+
+@pytest.mark.parametrize("dtype, sub, half", DTYPES, ids=["float32", "float64"])
+def test_a_subnormal_times_infinity_in_a_product_is_nan_when_flushing_and_infinity_in_ieee_mode(dtype, sub, half):
+    # DAZ reads the subnormal as 0, and 0 * inf is nan: the one result flushing changes by more than
+    # the smallest normal number (docs/errors.md).
+    a = vg.TensorNode(np.array([[sub, 1.0]], dtype), requires_grad=False)
+    b = vg.TensorNode(np.array([[np.inf], [1.0]], dtype), requires_grad=False)
+    assert np.isnan((a @ b).value[0, 0])
+    vg.set_flush_denormal(False)
+    assert (a @ b).value[0, 0] == np.inf
