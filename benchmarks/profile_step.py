@@ -3,6 +3,7 @@
     python benchmarks/profile_step.py                 # synth f64, MNIST-shaped f32 and f64
     python benchmarks/profile_step.py --only synth --steps 400
     python benchmarks/profile_step.py --write-readme  # also put the result in benchmarks/README.md
+    python benchmarks/profile_step.py --only mnist.f32 --flush-columns [--inputs std]  # FTZ on and off
 
 For each model, every library runs the training step of run.py (same init, batches in order,
 batch 128) with a clock read between phases: wrapping the batch, each layer of the forward, the
@@ -122,14 +123,34 @@ def step_torch(t, xb, yb):
     return np.diff(marks)
 
 
-STEPS = {"tapegrad": step_tapegrad, "numpy-ref": step_numpy, "torch": step_torch}
+def step_tapegrad_ieee(t, xb, yb):
+    """tapegrad's step with IEEE subnormals in its matrix products (vg.set_flush_denormal(False))."""
+    vg.set_flush_denormal(False)
+    try:
+        return step_tapegrad(t, xb, yb)
+    finally:
+        vg.set_flush_denormal(True)
+
+
+def step_torch_ftz(t, xb, yb):
+    """torch's step with torch.set_flush_denormal(True)."""
+    t.torch.set_flush_denormal(True)
+    try:
+        return step_torch(t, xb, yb)
+    finally:
+        t.torch.set_flush_denormal(False)
+
+
+STEPS = {"tapegrad": step_tapegrad, "numpy-ref": step_numpy, "torch": step_torch,
+         "tapegrad-ieee": step_tapegrad_ieee, "torch-ftz": step_torch_ftz}
 
 
 def profile_phases(libs, init, dtype, lr, x, y, steps, block, update):
     """Median seconds per phase for each library over `steps` steps, in rotating blocks."""
     trainers, data, samples = {}, {}, {}
     for lib in libs:
-        trainers[lib] = models.make_trainer(lib, init, dtype, lr=lr, update=update if lib == "tapegrad" else "manual")
+        base = lib.split("-ieee")[0].split("-ftz")[0]
+        trainers[lib] = models.make_trainer(base, init, dtype, lr=lr, update=update if base == "tapegrad" else "manual")
         data[lib] = trainers[lib].prepare(x, y)
         samples[lib] = []
     bounds = models.batch_slices(len(y))
@@ -221,12 +242,20 @@ def fmt(seconds, unit):
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def report(name, steps, update, block):
+def report(name, steps, update, block, flush_columns=False, inputs="raw"):
     label, n_in, hidden, classes, dtype, lr, libs, default_steps = CONFIGS[name]
     libs = [lib for lib in libs if lib != "torch" or models.torch_available()]
+    if flush_columns:  # each library's step with and without flushing subnormals, side by side
+        libs = [v for lib in libs for v in ((lib, lib + "-ieee") if lib == "tapegrad" else
+                                             (lib, lib + "-ftz") if lib == "torch" else (lib,))]
     steps = steps or default_steps
     unit = "us" if hidden == 8 else "ms"
     x, y = load_data(name)
+    if inputs == "std":
+        x = (x - x.mean()) / x.std()
+        label += ", standardised inputs"
+    elif name.startswith("mnist"):
+        label += ", raw 0-255 pixels"
     init = models.glorot_init(n_in, hidden, classes, seed=0)
     if update == "auto":
         import run
@@ -280,6 +309,11 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2,
                    help="threads of every library (tapegrad's OpenMP and BLAS, numpy's BLAS, torch)")
     p.add_argument("--write-readme", action="store_true", help="put the result in benchmarks/README.md (after)")
+    p.add_argument("--flush-columns", action="store_true",
+                   help="also tapegrad with IEEE subnormals (tapegrad-ieee) and torch with set_flush_denormal "
+                   "(torch-ftz)")
+    p.add_argument("--inputs", choices=("raw", "std"), default="raw",
+                   help="MNIST-shaped data: raw 0-255 pixels (vugrad's) or standardised (x - mean) / std")
     args = p.parse_args(argv)
     names = list(CONFIGS)
     if args.only:
@@ -304,7 +338,7 @@ def main(argv=None):
     print(parts[0] + "\n", flush=True)
     for name in names:
         block = args.block or (50 if name.startswith("synth") else 4)
-        parts.append(report(name, args.steps, args.update, block))
+        parts.append(report(name, args.steps, args.update, block, args.flush_columns, args.inputs))
         print(parts[-1] + "\n", flush=True)
     text = "\n\n".join(parts)
     if args.write_readme:

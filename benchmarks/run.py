@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import cnn_epoch  # noqa: E402
+import fma_peak  # noqa: E402
 import models  # noqa: E402
 import numpy_reference as npref  # noqa: E402
 
@@ -80,6 +81,9 @@ def machine_info():
         "numpy_blas": blas,
         "tapegrad": getattr(vg, "__version__", "?"),
         "tapegrad_gemm_backend": vg.gemm_backend(),
+        "tapegrad_blas_library": vg.runtime.blas_library(),
+        "tapegrad_flush_denormal": vg.get_flush_denormal(),
+        "torch_blas": _torch_blas(),
         "tapegrad_threads": vg.get_num_threads(),
         "torch": torch.__version__ if torch else None,
         "torch_threads": torch.get_num_threads() if torch else None,
@@ -91,6 +95,21 @@ def machine_info():
                        if k.startswith(("OMP_", "GOMP_", "OPENBLAS_", "MKL_", "TAPEGRAD_"))},
     }
     return info
+
+
+def _torch_blas():
+    """Which BLAS PyTorch's matrix products run on ("MKL ..." or its build's BLAS_INFO)."""
+    if not torch:
+        return None
+    try:
+        if torch.backends.mkl.is_available():
+            return "MKL " + torch.backends.mkl.get_version_string() if hasattr(torch.backends.mkl, "get_version_string") else "MKL"
+        for part in torch.__config__.show().split(","):
+            if "BLAS_INFO" in part:
+                return part.split("=", 1)[1].strip()
+    except Exception:
+        pass
+    return "unknown"
 
 
 def _built():
@@ -345,6 +364,50 @@ def _mlp_configs(section):
     return {"mlp": small + big, "synth": small, "mnist": big}[section]
 
 
+def step_gflop(n_in, hidden, classes, batch=128):
+    """GFLOP of one training step of the 2-layer MLP: 2 x multiply-adds of the forward (two
+    products), the two weight gradients and the input gradient of the second layer (the first
+    layer's input is data); 1.283 for 784-3136-10 at batch 128."""
+    macs = n_in * hidden + hidden * classes
+    return 2 * batch * (2 * macs + hidden * classes) / 1e9
+
+
+def _peak(meta_threads):
+    """This core's FMA peak (GFLOP/s per dtype name) times the threads, measured once per process."""
+    if not hasattr(_peak, "value"):
+        _peak.value = fma_peak.fma_peak()
+    p = _peak.value
+    return None if p is None else {k: v * meta_threads for k, v in p.items() if k.startswith("float")}
+
+
+def _flush_libs(row, lib, make):
+    """The extra cases of an MLP row: tapegrad with IEEE subnormals (vg.set_flush_denormal(False)),
+    torch with flush (torch.set_flush_denormal(True)); each sets its mode only around its own
+    measurement, so the libraries' default columns stay as installed. make(name) gives the
+    measure() of the case named name."""
+    if lib == "tapegrad":
+        measure = make("tapegrad-ieee")
+
+        def ieee():
+            vg.set_flush_denormal(False)
+            try:
+                return measure()
+            finally:
+                vg.set_flush_denormal(True)
+        return [(row, "tapegrad-ieee", ieee)]
+    if lib == "torch":
+        measure = make("torch-ftz")
+
+        def flushed():
+            torch.set_flush_denormal(True)
+            try:
+                return measure()
+            finally:
+                torch.set_flush_denormal(False)
+        return [(row, "torch-ftz", flushed)]
+    return []
+
+
 def _libs(libs):
     return [lib for lib in libs if lib != "torch" or torch]
 
@@ -367,6 +430,8 @@ def section_mlp(args):
             t.forward_backward(xb, yb)  # warm-up
             measure = per_call("t.forward_backward(xb, yb)", {"t": t, "xb": xb, "yb": yb}, seconds)
             cases.append((row, lib, (lambda m=measure, s=scale: m() * s)))
+            if hidden > 8:
+                cases += _flush_libs(row, lib, lambda name, m=measure, s=scale: (lambda: m() * s))
             if lib == "torch" and hidden == 8 and args.threads > 1:
                 cases.append((row, "torch-1t", _torch_threads(1, lambda m=measure, s=scale: m() * s)))
     interleave(cases, args.repeats or (3 if args.quick else 5), "mlp")
@@ -400,23 +465,41 @@ def section_epochs(args, section):
         steps = None if steps >= EPOCH_STEPS else steps
     full = len(models.batch_slices(len(y)))
     rows, cases = [], []
-    for key, label, n_in, hidden, classes, dtype, libs in _mlp_configs(section):
+    configs = [(*c, "raw") for c in _mlp_configs(section)]
+    if section == "mnist":
+        # vugrad's raw 0-255 pixels saturate the sigmoid (subnormal activations); standardised
+        # inputs (one mean and standard deviation over the training set) do not.
+        configs.insert(1, (*configs[0][:7], "std"))
+        x_std = (x - x.mean()) / x.std()
+    for key, label, n_in, hidden, classes, dtype, libs, inputs in configs:
         init = models.glorot_init(n_in, hidden, classes, seed=0)
-        target = ("torch", 0.3 if section == "synth" else 0.9, "<=")
+        # issue 16's bounds: f32 raw pixels <= 0.5x PyTorch as installed (and <= 1.0x with flush),
+        # standardised <= 0.9x, f64 <= 0.85x
+        bound = 0.3 if section == "synth" else (0.85 if dtype == np.float64 else (0.5 if inputs == "raw" else 0.9))
+        target = ("torch", bound, "<=")
         what = "synth epoch" if section == "synth" else "MNIST-shaped epoch"
         scaled = f" (from {steps} steps x {full}/{steps})" if steps else ""
-        row = Row(section, f"{section}.epoch.{key.split('.')[1]}", f"{what} {label}{scaled}", "s", target=target,
-                  note=f"data: {data_name}; lr {lr}; batch 128 in order; each repeat from the same seeded init")
-        update, per_step = choose_update(init, dtype, lr, x, y, steps=20 if hidden == 8 else (3 if args.quick else 8),
+        data, shown = (x_std, "standardised (x - mean) / std") if inputs == "std" else (x, data_name)
+        suffix = ".std" if inputs == "std" else ""
+        label = label + (", standardised inputs" if inputs == "std" else (", raw pixels" if section == "mnist" else ""))
+        row = Row(section, f"{section}.epoch.{key.split('.')[1]}{suffix}", f"{what} {label}{scaled}", "s", target=target,
+                  note=f"data: {shown}; lr {lr}; batch 128 in order; each repeat from the same seeded init")
+        if section == "mnist":
+            row.extra["gflop_per_step"] = step_gflop(n_in, hidden, classes)
+        x_row = data
+        update, per_step = choose_update(init, dtype, lr, x_row, y, steps=20 if hidden == 8 else (3 if args.quick else 8),
                                          rounds=1 if args.quick else 3)
         row.extra["tapegrad_update"] = {"chosen": update, "seconds_per_step": per_step}
         row.extra["losses"] = {}
         rows.append(row)
         for lib in _libs(libs):
             t = models.make_trainer(lib, init, dtype, lr=lr, update=update if lib == "tapegrad" else "manual")
-            xs, ys = t.prepare(x, y)
+            xs, ys = t.prepare(x_row, y)
             t.epoch(xs, ys, 3)  # warm-up
             cases.append((row, lib, _epoch_measure(row, lib, t, init, xs, ys, steps, full)))
+            if section == "mnist":
+                cases += _flush_libs(row, lib, lambda name, t=t, xs=xs, ys=ys: _epoch_measure(
+                    row, name, t, init, xs, ys, steps, full))
             if lib == "torch" and section == "synth" and args.threads > 1:
                 cases.append((row, "torch-1t", _torch_threads(1, _epoch_measure(row, lib, t, init, xs, ys, steps, full))))
     interleave(cases, args.repeats or (1 if args.quick else (5 if section == "synth" else 3)), section)
@@ -668,6 +751,14 @@ def fmt_value(row, lib, column=False):
     return text + (f" ±{100 * s:.0f}%" if s is not None else "")
 
 
+def paired_median(row, a, b):
+    """Median over the repeats of a's time / b's time (measured next to each other), or None."""
+    x, y = row.samples.get(a, []), row.samples.get(b, [])
+    if not x or len(x) != len(y):
+        return None
+    return float(np.median([p / q for p, q in zip(x, y)]))
+
+
 def _ratio(row, lib):
     a, b = row.value("tapegrad"), row.value(lib)
     return None if a is None or b is None or b == 0 else a / b
@@ -711,6 +802,26 @@ def notes(rows, meta, checks):
     if have:
         out.append("- tapegrad with its own Eigen GEMM instead of the BLAS (vg.set_gemm_backend('eigen')): "
                    + "; ".join(f"{r.work.split(' (')[0]}: {fmt_value(r, 'tapegrad-eigen')}" for r in have))
+    have = [r for r in rows if r.samples.get("torch-ftz") or r.samples.get("tapegrad-ieee")]
+    if have:
+        out.append("- flush-to-zero: tapegrad as shipped (matrix products and optimiser steps with FTZ|DAZ), with "
+                   "IEEE subnormals (`vg.set_flush_denormal(False)`), torch as installed and with "
+                   "`torch.set_flush_denormal(True)`; ratios are medians of the paired ratios: " + "; ".join(
+                       f"{r.work.split(' (from')[0]}: tapegrad {fmt_value(r, 'tapegrad')}, IEEE "
+                       f"{fmt_value(r, 'tapegrad-ieee')}, torch {fmt_value(r, 'torch')}, torch flush "
+                       f"{fmt_value(r, 'torch-ftz')}; tapegrad/torch {fmt_ratio(paired_median(r, 'tapegrad', 'torch'))}, "
+                       f"/torch flush {fmt_ratio(paired_median(r, 'tapegrad', 'torch-ftz'))}, IEEE/torch "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad-ieee', 'torch'))}, flush/IEEE "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad', 'tapegrad-ieee'))}" for r in have))
+    have = [r for r in rows if r.extra.get("pct_fma_peak")]
+    if have:
+        out.append(f"- % of FMA peak (GFLOP of a step / its time / ({meta.get('fma_peak_gflops')} GFLOP/s per core "
+                   f"x {meta.get('tapegrad_threads')} threads), from benchmarks/fma_peak.py): " + "; ".join(
+                       f"{r.work.split(' (from')[0]} ({r.extra['gflop_per_step']:.3f} GFLOP/step): " + ", ".join(
+                           f"{lib} {v:.0f}%" for lib, v in r.extra["pct_fma_peak"].items()) for r in have))
+    if meta.get("tapegrad_gemm_backend"):
+        out.append(f"- BLAS: tapegrad {meta['tapegrad_gemm_backend']} ({meta.get('tapegrad_blas_library')}); "
+                   f"torch {meta.get('torch_blas')}")
     for row in rows:
         upd = row.extra.get("tapegrad_update")
         losses = row.extra.get("losses")
@@ -826,6 +937,16 @@ def main(argv=None):
             rows += section_cnn(args)
         else:
             rows += section_gemm(args)
+    peak = _peak(args.threads) if any(r.extra.get("gflop_per_step") and r.section == "mnist" for r in rows) else None
+    if peak:
+        meta["fma_peak_gflops"] = {k: round(v / args.threads, 1) for k, v in peak.items()}
+        for r in rows:
+            if r.section == "mnist" and r.extra.get("gflop_per_step"):
+                steps_timed = EPOCH_STEPS  # the cells are seconds per epoch (469 steps)
+                dtype = "float64" if ".f64" in r.key else "float32"
+                r.extra["pct_fma_peak"] = {
+                    lib: 100 * r.extra["gflop_per_step"] * steps_timed / float(np.median(s)) / peak[dtype]
+                    for lib, s in r.samples.items() if s}
     meta["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     meta["seconds"] = time.perf_counter() - start
 

@@ -1,5 +1,6 @@
 #include "gemm.h"
 
+#include "fpmode.h"
 #include "parallel.h"
 
 #include <dlfcn.h>
@@ -115,6 +116,9 @@ template <class T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
           int64_t ldb, T beta, T* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
+    // FTZ|DAZ (set_flush_denormal): subnormal operands slow BLAS's products 1.5-3.6x on Intel cores. The
+    // BLAS runs on this thread or, split, on the pool's workers, which take this thread's mode.
+    FlushScope flush;
     // BLAS wants leading dimensions >= 1 even for empty operands; Eigen handles those edge cases.
     if (blas.active && k > 0 && lda > 0 && ldb > 0 && m * n * k >= kBlasMinWork) {
         if (blas.serial && m * n * k >= kSplitMin && std::max(m, n) >= 64 && pool_threads() > 1)

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "fpmode.h"
 #include "isa.h"
 #include "ops/common.h"
 #include "parallel.h"
@@ -134,6 +135,7 @@ std::vector<ParamWork> step_work(const std::vector<NodePtr>& params, const std::
 void sgd_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
               const std::vector<bool>& first, const SgdConfig& c) {
     auto work = step_work(params, states, "SGD");
+    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
     for (size_t i = 0; i < work.size(); ++i) {
         if (!work[i].grad.defined()) continue;
         optim_updates().sgd(work[i].param, work[i].grad, work[i].state.at(0), first.at(i), c);
@@ -144,6 +146,7 @@ void sgd_step(const std::vector<NodePtr>& params, const std::vector<std::vector<
 void adam_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
                const std::vector<int64_t>& steps, const AdamConfig& c) {
     auto work = step_work(params, states, c.decoupled ? "AdamW" : "Adam");
+    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
     for (size_t i = 0; i < work.size(); ++i) {
         if (!work[i].grad.defined()) continue;
         optim_updates().adam(work[i].param, work[i].grad, work[i].state.at(0), work[i].state.at(1), steps.at(i), c);
@@ -154,6 +157,7 @@ void adam_step(const std::vector<NodePtr>& params, const std::vector<std::vector
 void rmsprop_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
                   const RmspropConfig& c) {
     auto work = step_work(params, states, "RMSprop");
+    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
     for (auto& w : work) {
         if (!w.grad.defined()) continue;
         optim_updates().rmsprop(w.param, w.grad, w.state.at(0), w.state.at(1), c);

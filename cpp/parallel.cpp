@@ -1,5 +1,7 @@
 #include "parallel.h"
 
+#include "fpmode.h"
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@ namespace {
 struct Job {
     const std::function<void(int64_t, int64_t)>* body;
     int64_t n, grain;
+    unsigned fp_bits;  // the caller's FTZ|DAZ bits: a worker computes its chunks in the caller's mode
     std::atomic<int64_t> next{0};
     std::atomic<int> active{0};
 };
@@ -49,7 +52,10 @@ struct Pool {
                 j = job;
                 j->active.fetch_add(1, std::memory_order_relaxed);  // under mu: the caller sees it
             }
-            run_chunks(*j);
+            {
+                FlushScope mode(j->fp_bits);
+                run_chunks(*j);
+            }
             j->active.fetch_sub(1, std::memory_order_release);
         }
     }
@@ -94,6 +100,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     job.body = &body;
     job.n = n;
     job.grain = grain;
+    job.fp_bits = fp_mode_bits();
     bool published = false;
     if (n >= kParallelMin && n > grain && !p.forked.load(std::memory_order_relaxed)) {
         std::lock_guard<std::mutex> lock(p.mu);

@@ -52,6 +52,9 @@ Threads: several threads run the same cases (and large ones whose kernels run wi
 once, in orders of their own, and must give exactly what one thread gives; the same cases placed
 at other buffer alignments must too.
 
+Matrix products and optimiser steps run with IEEE subnormals here (``vg.set_flush_denormal(False)``),
+as torch's do by default; tests/test_flush.py covers the default flushing mode.
+
 The default run takes ``CASES`` = 40 cases per function and dtype (about 15 s on 2 cores); a long
 campaign sets the count:
 
@@ -88,6 +91,17 @@ NUMPY = {torch.float32: F32, torch.float64: F64, torch.bool: np.dtype(bool), tor
 COUNTS = Counter()
 KNOWN_SEEN = Counter()
 MARGINS = Counter()  # (function, dtype, part) -> the largest error seen, as a fraction of the tolerance
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ieee_subnormals():
+    """The comparison is with torch as installed, which keeps IEEE subnormals, so tapegrad runs with
+    vg.set_flush_denormal(False) here. Its default flushes them in matrix products and optimiser
+    steps (a subnormal times inf is then nan, not inf; docs/errors.md); tests/test_flush.py pins that
+    mode's results, and the element-wise ops, which never flush, are compared here either way."""
+    vg.set_flush_denormal(False)
+    yield
+    vg.set_flush_denormal(True)
 
 
 @pytest.fixture(scope="module", autouse=True)

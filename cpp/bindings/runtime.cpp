@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/modules.h"
+#include "fpmode.h"
 #include "gemm.h"
 #include "isa.h"
 #include "parallel.h"
@@ -49,6 +50,11 @@ void bind_runtime(py::module_& m) {
     m.def("gemm_backend", &gemm_backend, "Which library runs matrix products: 'blas' or 'eigen'.");
     m.def("kernel_isa", &kernel_isa, "The instruction set of the kernels in use (chosen at import, or TAPEGRAD_ISA).");
     m.def("kernel_isas", &kernel_isas, "The instruction sets the kernels were compiled for, best first.");
+    m.def("set_flush_denormal", &set_flush_denormal, py::arg("on"),
+          "Flush subnormals to zero (FTZ|DAZ) in the matrix products and optimiser steps (True, the default) "
+          "or keep IEEE subnormals (False), process-wide; False if the CPU has no such mode.");
+    m.def("get_flush_denormal", &flush_denormal,
+          "Whether the matrix products and optimiser steps flush subnormals to zero.");
     m.def("set_gemm_backend", &set_gemm_backend, py::arg("name"),
           "Switch matrix products to 'blas' (once one is loaded) or 'eigen'.");
 }

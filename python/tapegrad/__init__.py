@@ -11,6 +11,7 @@ from .checkpoint import load, save
 from .core import Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, detect_anomaly, enable_grad, \
     is_grad_enabled, no_grad, set_detect_anomaly, set_grad_enabled, trace
 from .runtime import gemm_backend, get_num_threads, set_gemm_backend, set_num_threads
+from .runtime import get_flush_denormal, set_flush_denormal
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot

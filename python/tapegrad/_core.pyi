@@ -490,6 +490,9 @@ def forward(op: int, arrays: Sequence[npt.ArrayLike], kwargs: dict[str, Any]) ->
 def gemm_backend() -> str:
     """Which library runs matrix products: 'blas' or 'eigen'."""
     ...
+def get_flush_denormal() -> bool:
+    """Whether the matrix products and optimiser steps flush subnormals to zero."""
+    ...
 def get_num_threads() -> int:
     """Threads the engine uses (set_num_threads)."""
     ...
@@ -528,6 +531,9 @@ def rmsprop_step(params: Sequence[TensorNode], square_averages: list[Any], momen
     ...
 def set_anomaly_enabled(enabled: bool) -> None:
     """Turn anomaly mode on or off in this thread (ops remember the Python stack that made them)."""
+    ...
+def set_flush_denormal(on: bool) -> bool:
+    """Flush subnormals to zero (FTZ|DAZ) in the matrix products and optimiser steps (True, the default) or keep IEEE subnormals (False), process-wide; False if the CPU has no such mode."""
     ...
 def set_gemm_backend(name: str) -> None:
     """Switch matrix products to 'blas' (once one is loaded) or 'eigen'."""
