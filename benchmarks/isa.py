@@ -10,6 +10,7 @@ best time of each with its ratio to the first column.
     python benchmarks/isa.py                          # the copies of the installed build
     python benchmarks/isa.py --build native=DIR ...   # also a build whose tapegrad package is in DIR
     python benchmarks/isa.py --only mlp --rounds 9
+    python benchmarks/isa.py --env cache-off=TAPEGRAD_BUFFER_CACHE_MB=0   # also with a variable set
 
 Single-threaded (OMP_NUM_THREADS=1) and timed in process CPU time, so the numbers move less with
 the load of a shared machine; each cell is the best of 5 timings per process and of all rounds.
@@ -168,8 +169,8 @@ print(json.dumps(out))
 SECTIONS = ("ops", "kernels", "optim", "mlp", "cnn")
 
 
-def run_child(pythonpath, isa, sections):
-    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+def run_child(pythonpath, isa, sections, extra_env=None):
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", **(extra_env or {}))
     if isa:
         env["TAPEGRAD_ISA"] = isa
     if pythonpath:
@@ -184,6 +185,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--build", action="append", default=[], metavar="NAME=DIR",
                    help="another build: DIR holds its tapegrad package (the first --build is the reference column)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VAR=VALUE",
+                   help="another column: the build on sys.path with environment variable VAR=VALUE "
+                        "(e.g. cache-off=TAPEGRAD_BUFFER_CACHE_MB=0)")
     p.add_argument("--rounds", type=int, default=5, help="fresh processes per column (default 5)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
     p.add_argument("--json", default=None, help="write the best times here")
@@ -192,24 +196,30 @@ def main(argv=None):
     for s in sections:
         if s not in SECTIONS:
             p.error(f"unknown section {s!r}")
-    columns = []  # (label, pythonpath, TAPEGRAD_ISA)
+    columns = []  # (label, pythonpath, TAPEGRAD_ISA, extra environment)
     for spec in args.build:
         name, _, path = spec.partition("=")
         if not path:
             p.error(f"--build wants NAME=DIR, got {spec!r}")
-        columns.append((name, os.path.abspath(path), None))
+        columns.append((name, os.path.abspath(path), None, None))
     import tapegrad as vg  # the build on sys.path: its copies become columns
     for isa in vg._core.kernel_isas():
         try:
             run_child(None, isa, [])
         except RuntimeError:
             continue  # this CPU lacks it
-        columns.append((f"{isa} copy", None, isa))
+        columns.append((f"{isa} copy", None, isa, None))
+    for spec in args.env:
+        name, _, assignment = spec.partition("=")
+        var, _, value = assignment.partition("=")
+        if not name or not var or "=" not in assignment:
+            p.error(f"--env wants NAME=VAR=VALUE, got {spec!r}")
+        columns.append((name, None, None, {var: value}))
     best = {}
     for r in range(args.rounds):
         order = columns[r % len(columns):] + columns[:r % len(columns)]
-        for label, path, isa in order:
-            res = run_child(path, isa, sections)
+        for label, path, isa, extra in order:
+            res = run_child(path, isa, sections, extra)
             for k, v in res.items():
                 if k != "isa":
                     best.setdefault(k, {})[label] = min(v, best.get(k, {}).get(label, float("inf")))

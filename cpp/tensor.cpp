@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include "buffers.h"
+
 #include <Eigen/Core>
 #include <cstdlib>
 #include <cstring>
@@ -65,28 +67,8 @@ int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op) {
 }
 
 Buffer::~Buffer() {
-    if (owns) std::free(base);
+    if (owns) give_block(Block{base, data, capacity});
 }
-
-namespace {
-
-// Every buffer starts at a multiple of 64 bytes, the widest SIMD register (AVX-512), whatever
-// instruction set this file is compiled for. Eigen's vectorised loops peel scalar elements until
-// the destination is aligned, and a scalar exp or log may round differently from a vector one, so
-// without this a result would depend on where malloc put the output (which differs between a
-// thread's arena and the main one) and on how parallel_for splits a buffer. Over-allocating from
-// malloc and rounding up costs nothing measurable; posix_memalign costs about 60 ns a call.
-constexpr size_t kBufferAlign = 64;
-
-void allocate(Buffer& b) {
-    b.base = std::malloc(b.bytes + kBufferAlign);
-    if (!b.base) throw std::bad_alloc();
-    const auto at = reinterpret_cast<uintptr_t>(b.base);
-    b.data = reinterpret_cast<void*>((at + kBufferAlign - 1) & ~uintptr_t{kBufferAlign - 1});
-    b.owns = true;
-}
-
-}  // namespace
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
     Tensor t;
@@ -94,8 +76,13 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
     t.numel_ = numel_of(shape);
     t.dtype_ = dtype;
     t.buf_ = std::make_shared<Buffer>();
-    t.buf_->bytes = t.nbytes();
-    allocate(*t.buf_);
+    Buffer& b = *t.buf_;
+    b.bytes = t.nbytes();
+    const Block block = take_block(b.bytes);
+    b.base = block.base;
+    b.data = block.data;
+    b.capacity = block.capacity;
+    b.owns = true;
     return t;
 }
 

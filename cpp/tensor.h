@@ -121,13 +121,14 @@ int64_t numel_of(const Shape& shape);
 int64_t normalize_axis(int64_t axis, int64_t ndim, const char* op);
 
 // Memory plus the version counter that in-place writes through the library bump. The memory is
-// our own aligned allocation (`base` is what malloc returned; freed with the buffer), or a foreign
-// object's (a numpy array) that `owner` keeps alive.
+// our own aligned block (buffers.h: `base` and `capacity` go back to the cache or to malloc with the
+// buffer), or a foreign object's (a numpy array) that `owner` keeps alive.
 struct Buffer {
     void* data = nullptr;
     size_t bytes = 0;
     bool owns = false;
     void* base = nullptr;
+    size_t capacity = 0;
     std::shared_ptr<void> owner;
     std::atomic<uint64_t> version{0};
     ~Buffer();

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/modules.h"
+#include "buffers.h"
 #include "fpmode.h"
 #include "gemm.h"
 #include "isa.h"
@@ -21,6 +22,11 @@ void bind_runtime(py::module_& m) {
     // The element-wise pool starts with the thread count OpenMP reports (OMP_NUM_THREADS, else
     // the cores), as the matrix products do.
     set_pool_threads(Eigen::nbThreads());
+    m.def("buffer_cache_limit", &buffer_cache_limit, "Bytes of freed large tensor buffers kept for reuse, at most.");
+    m.def("set_buffer_cache_limit", &set_buffer_cache_limit, py::arg("bytes"),
+          "Keep at most this many bytes of freed large tensor buffers for reuse (0: none); frees the excess.");
+    m.def("buffer_cache_bytes", &buffer_cache_bytes, "Bytes held now in freed tensor buffers kept for reuse.");
+    m.def("release_buffer_cache", &release_buffer_cache, "Give the freed tensor buffers kept for reuse back to malloc.");
     m.def("is_anomaly_enabled", &anomaly_enabled, "Whether anomaly mode is on in this thread.");
     m.def("set_anomaly_enabled", &set_anomaly_enabled, py::arg("enabled"),
           "Turn anomaly mode on or off in this thread (ops remember the Python stack that made them).");

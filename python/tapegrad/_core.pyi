@@ -484,6 +484,12 @@ def backward(context: NativeContext, grads: Sequence[npt.ArrayLike]) -> list[np.
 def binary_method(op: int, reflected: bool, name: str) -> Callable[..., Any]:
     """A TensorNode method computing self <op> other (other <op> self when reflected)."""
     ...
+def buffer_cache_bytes() -> int:
+    """Bytes held now in freed tensor buffers kept for reuse."""
+    ...
+def buffer_cache_limit() -> int:
+    """Bytes of freed large tensor buffers kept for reuse, at most."""
+    ...
 def forward(op: int, arrays: Sequence[npt.ArrayLike], kwargs: dict[str, Any]) -> tuple[list[np.ndarray], NativeContext]:
     """Runs a native op's forward on raw arrays; returns the outputs and a context for backward."""
     ...
@@ -526,11 +532,17 @@ def record(cls: Any, context: Any, inputs: Sequence[Any], outputs: Any) -> Any:
 def register_op_class(op: int, cls: Any) -> None:
     """The Python class of row `op` (OpNode.op returns it)."""
     ...
+def release_buffer_cache() -> None:
+    """Give the freed tensor buffers kept for reuse back to malloc."""
+    ...
 def rmsprop_step(params: Sequence[TensorNode], square_averages: list[Any], momentum_buffers: list[Any], config: RmspropConfig) -> None:
     """One RMSprop step in place on every parameter with a gradient."""
     ...
 def set_anomaly_enabled(enabled: bool) -> None:
     """Turn anomaly mode on or off in this thread (ops remember the Python stack that made them)."""
+    ...
+def set_buffer_cache_limit(bytes: int) -> None:
+    """Keep at most this many bytes of freed large tensor buffers for reuse (0: none); frees the excess."""
     ...
 def set_flush_denormal(on: bool) -> bool:
     """Flush subnormals to zero (FTZ|DAZ) in the matrix products and optimiser steps (True, the default) or keep IEEE subnormals (False), process-wide; False if the CPU has no such mode."""
