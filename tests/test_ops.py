@@ -1225,3 +1225,19 @@ def test_view_ops_share_the_input_buffer():
     x = vg.TensorNode(np.arange(3.0))
     for view in (vg.Id.do_forward(x), vg.Unsqueeze.do_forward(x, dim=0)):
         assert np.shares_memory(view.value, x.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_sums_give_the_same_bits_wherever_the_rows_start_in_memory(dtype):
+    # Eigen's rowwise().sum() started its vector packets where the alignment allowed, so a matrix one
+    # element further into its buffer summed in another order (the baseline copy at -O1); the
+    # engine's row sums are pairwise in double instead. Run on each kernel copy by .ci/run.
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 301)).astype(dtype)
+    reference = vg.RowSum.do_forward(vg.TensorNode(x.copy())).value
+    for offset in range(1, 9):
+        buf = np.empty(x.size + offset, dtype)
+        moved = buf[offset:].reshape(x.shape)
+        moved[...] = x
+        out = vg.RowSum.do_forward(vg.TensorNode(moved)).value
+        assert out.tobytes() == reference.tobytes(), f"offset {offset}"
