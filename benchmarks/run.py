@@ -385,26 +385,20 @@ def _flush_libs(row, lib, make):
     torch with flush (torch.set_flush_denormal(True)); each sets its mode only around its own
     measurement, so the libraries' default columns stay as installed. make(name) gives the
     measure() of the case named name."""
+    def in_mode(name, set_mode, on, off):
+        measure = make(name)
+
+        def run():
+            set_mode(on)
+            try:
+                return measure()
+            finally:
+                set_mode(off)
+        return [(row, name, run)]
     if lib == "tapegrad":
-        measure = make("tapegrad-ieee")
-
-        def ieee():
-            vg.set_flush_denormal(False)
-            try:
-                return measure()
-            finally:
-                vg.set_flush_denormal(True)
-        return [(row, "tapegrad-ieee", ieee)]
+        return in_mode("tapegrad-ieee", vg.set_flush_denormal, False, True)
     if lib == "torch":
-        measure = make("torch-ftz")
-
-        def flushed():
-            torch.set_flush_denormal(True)
-            try:
-                return measure()
-            finally:
-                torch.set_flush_denormal(False)
-        return [(row, "torch-ftz", flushed)]
+        return in_mode("torch-ftz", torch.set_flush_denormal, True, False)
     return []
 
 

@@ -66,18 +66,20 @@ Cache& Cache::cache() {
     return *c;
 }
 
+// A block of `capacity` bytes at `base` (capacity + kAlign from malloc), its data aligned.
+Block block_at(void* base, size_t capacity) {
+    const auto at = reinterpret_cast<uintptr_t>(base);
+    return Block{base, reinterpret_cast<void*>((at + kAlign - 1) & ~uintptr_t{kAlign - 1}), capacity};
+}
+
 Block from_malloc(size_t capacity) {
-    Block b;
-    b.base = std::malloc(capacity + kAlign);
-    if (!b.base) {
+    void* base = std::malloc(capacity + kAlign);
+    if (!base) {
         release_buffer_cache();  // the cache's blocks may be what the request needs
-        b.base = std::malloc(capacity + kAlign);
-        if (!b.base) throw std::bad_alloc();
+        base = std::malloc(capacity + kAlign);
+        if (!base) throw std::bad_alloc();
     }
-    const auto at = reinterpret_cast<uintptr_t>(b.base);
-    b.data = reinterpret_cast<void*>((at + kAlign - 1) & ~uintptr_t{kAlign - 1});
-    b.capacity = capacity;
-    return b;
+    return block_at(base, capacity);
 }
 
 }  // namespace
@@ -90,14 +92,10 @@ Block take_block(size_t bytes) {
         std::lock_guard<std::mutex> lock(c.mu);
         auto it = c.free.find(capacity);
         if (it != c.free.end() && !it->second.empty()) {
-            Block b;
-            b.base = it->second.back();
+            void* base = it->second.back();
             it->second.pop_back();
             c.bytes -= capacity;
-            const auto at = reinterpret_cast<uintptr_t>(b.base);
-            b.data = reinterpret_cast<void*>((at + kAlign - 1) & ~uintptr_t{kAlign - 1});
-            b.capacity = capacity;
-            return b;
+            return block_at(base, capacity);
         }
     }
     return from_malloc(capacity);

@@ -31,6 +31,11 @@ def default_mode():
     vg.set_num_threads(threads)
 
 
+def matmul(a, b):
+    """a @ b on the engine, as an array (no gradient)."""
+    return (vg.TensorNode(a, requires_grad=False) @ vg.TensorNode(b, requires_grad=False)).value
+
+
 def numpy_keeps_subnormals(dtype, sub):
     """numpy's own arithmetic in this thread still makes and reads subnormals."""
     x = np.full(64, sub, dtype)
@@ -60,10 +65,10 @@ def test_subnormal_operands_of_a_matrix_product_are_read_as_zero_by_default_and_
     vg.set_num_threads(2)
     a = np.full((n, n), sub, dtype)
     eye = np.eye(n, dtype=dtype)
-    product = (vg.TensorNode(a, requires_grad=False) @ vg.TensorNode(eye, requires_grad=False)).value
+    product = matmul(a, eye)
     assert np.all(product == 0)
     vg.set_flush_denormal(False)
-    product = (vg.TensorNode(a, requires_grad=False) @ vg.TensorNode(eye, requires_grad=False)).value
+    product = matmul(a, eye)
     np.testing.assert_array_equal(product, a)
 
 
@@ -76,10 +81,10 @@ def test_subnormal_results_of_a_matrix_product_flush_to_zero_by_default_and_stay
     b = np.eye(n, dtype=dtype) * dtype(half)
     want = a * dtype(half)  # numpy, in this thread: subnormal
     assert np.all(want != 0)
-    got = (vg.TensorNode(a, requires_grad=False) @ vg.TensorNode(b, requires_grad=False)).value
+    got = matmul(a, b)
     assert np.all(got == 0)
     vg.set_flush_denormal(False)
-    got = (vg.TensorNode(a, requires_grad=False) @ vg.TensorNode(b, requires_grad=False)).value
+    got = matmul(a, b)
     np.testing.assert_array_equal(got, want)
 
 
