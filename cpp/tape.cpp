@@ -1,5 +1,7 @@
 #include "tape.h"
 
+#include "jit.h"
+
 #include <Eigen/Core>
 #include <functional>
 #include <unordered_map>
@@ -188,15 +190,21 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
     for (const auto& n : inputs) call.in.push_back(n->value);
     call.attrs = std::move(attrs);
     run_forward(op, call);
-    if (!rec) return connect(nullptr, call.out, false, any_torch(inputs));
-    node->op = op;
-    node->inputs = inputs;
-    remember_versions(*node);
-    return connect(node, call.out, true, any_torch(inputs));
+    std::vector<NodePtr> outputs;
+    if (rec) {
+        node->op = op;
+        node->inputs = inputs;
+        remember_versions(*node);
+    }
+    outputs = connect(node, call.out, rec, any_torch(inputs));
+    if (jit::Recorder* r = jit::recording()) r->applied(op, inputs, call.attrs, outputs);
+    return outputs;
 }
 
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs) {
+    if (jit::recording())
+        jit::refuse("calls the Python Op " + op->name(), "write it with tapegrad's ops, or call this step without vg.jit");
     if (!should_record(inputs)) return connect(nullptr, outputs, false, any_torch(inputs));
     auto node = std::make_shared<OpNode>();
     node->external = std::move(op);
@@ -371,6 +379,7 @@ thread_local std::function<void(const std::string&)> trace_sink;
 void set_trace(std::function<void(const std::string&)> sink) { trace_sink = std::move(sink); }
 
 void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
+    if (jit::Recorder* r = jit::recording()) r->backward(root, retain_graph, seed);
     if (!seed.defined()) {
         if (root->value.numel() != 1)
             throw std::invalid_argument("backward() can only start from a scalar node; this node has shape " +
@@ -430,6 +439,7 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
 }
 
 void zero_grad(const NodePtr& root) {
+    if (jit::Recorder* r = jit::recording()) r->on_node(jit::Action::zero_grad, root);
     auto zero = [](Node& n) {
         if (n.grad.defined()) n.grad.fill(0.0);
     };

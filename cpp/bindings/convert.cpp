@@ -1,5 +1,7 @@
 #include "bindings/convert.h"
 
+#include "jit.h"
+
 #include <limits>
 #include <string_view>
 
@@ -49,21 +51,60 @@ DType float_dtype_for(const py::array& a, const std::string& what) {
 }
 }  // namespace
 
+jit::Recorder::Array view_info(const py::array& a) {
+    jit::Recorder::Array info;
+    info.data = a.data();
+    info.shape.assign(a.shape(), a.shape() + a.ndim());
+    info.strides.assign(a.strides(), a.strides() + a.ndim());
+    info.dtype = py::str(a.dtype());
+    return info;
+}
+
+void note_conversion(const py::array& a, int how, bool share, const Tensor& t) {
+    if (jit::Recorder* r = jit::recording()) r->converted(view_info(a), static_cast<jit::Conversion::How>(how), share, t);
+}
+
+namespace {
+// The dtype a PyTorch tensor keeps for an array: floats their width (float16 becomes float32),
+// integers int64, booleans bool.
+DType torch_dtype_for(const py::array& a) {
+    switch (a.dtype().kind()) {
+        case 'f': return a.itemsize() == 8 ? DType::f64 : DType::f32;
+        case 'i': case 'u': return DType::i64;
+        case 'b': return DType::b8;
+        default:
+            throw DTypeError("tensor: unsupported dtype " + std::string(py::str(a.dtype())) +
+                             " (expected a float, integer or boolean array)");
+    }
+}
+
+// The tensor over `a`'s memory when sharing is asked and possible, else a converted copy.
+Tensor share_or_copy(const py::array& a, DType dt, bool share) {
+    Shape shape(a.shape(), a.shape() + a.ndim());
+    if (share && a.dtype().is(numpy_dtype(dt)) && (a.flags() & py::array::c_style) && a.writeable())
+        return Tensor::wrap(const_cast<void*>(a.data()), shape, dt, hold(a));
+    Tensor t = Tensor::empty(shape, dt);
+    py::array dst(numpy_dtype(dt), std::vector<py::ssize_t>(shape.begin(), shape.end()), t.raw(), py::none());
+    py::module_::import("numpy").attr("copyto")(dst, a, "casting"_a = "unsafe");
+    return t;
+}
+}  // namespace
+
+Tensor torch_tensor(py::handle data, bool share) {
+    py::array a = py::array::ensure(data);
+    if (!a) throw DTypeError("tensor: cannot convert " + type_name(data) + " to a tensor");
+    Tensor t = share_or_copy(a, torch_dtype_for(a), share);
+    note_conversion(a, jit::Conversion::torch_leaf, share, t);
+    return t;
+}
+
 std::string type_name(py::handle obj) { return py::str(py::type::of(obj).attr("__name__")); }
 
 Tensor to_tensor(py::handle obj, const std::string& what, bool share) {
     py::array a = py::array::ensure(obj);
     if (!a) throw DTypeError(what + ": cannot convert " + std::string(py::str(py::type::of(obj))) + " to an array");
-    const DType dt = float_dtype_for(a, what);
-    Shape shape(a.shape(), a.shape() + a.ndim());
-    const bool exact = (dt == DType::f32 && a.dtype().is(py::dtype::of<float>())) ||
-                       (dt == DType::f64 && a.dtype().is(py::dtype::of<double>()));
-    const bool contiguous = a.flags() & py::array::c_style;
-    if (share && exact && contiguous && a.writeable())
-        return Tensor::wrap(a.mutable_data(), shape, dt, hold(a));
-    Tensor t = Tensor::empty(shape, dt);
-    py::array dst(numpy_dtype(dt), std::vector<py::ssize_t>(shape.begin(), shape.end()), t.raw(), py::none());
-    py::module_::import("numpy").attr("copyto")(dst, a, "casting"_a = "unsafe");
+    Tensor t = share_or_copy(a, float_dtype_for(a, what), share);
+    note_conversion(a, jit::Conversion::value, share, t);
     return t;
 }
 
@@ -83,6 +124,7 @@ Tensor to_index(py::handle obj, const std::string& op) {
     auto c = py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(a);
     Tensor t = Tensor::empty(Shape(c.shape(), c.shape() + c.ndim()), DType::i64);
     std::copy(c.data(), c.data() + c.size(), t.data<int64_t>());
+    note_conversion(a, jit::Conversion::index, false, t);
     return t;
 }
 

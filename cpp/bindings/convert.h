@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ops/registry.h"
+#include "jit.h"
 #include "tape.h"
 
 namespace tg::py_convert {
@@ -22,6 +23,14 @@ py::array to_numpy(const Tensor& t, bool writeable = true);
 // float64; anything else is a TypeError naming `what`. With share, a C-contiguous, writeable
 // float32/float64 array is used in place (like torch.from_numpy); otherwise the data is copied.
 Tensor to_tensor(py::handle obj, const std::string& what, bool share);
+// A PyTorch-dialect tensor's memory for an array (tapegrad.tensor): floats keep their width,
+// integers become int64, booleans bool; shared as to_tensor shares, else copied.
+Tensor torch_tensor(py::handle data, bool share);
+// What vg.jit's recorder knows of an array: where its data is, its shape, strides and dtype.
+jit::Recorder::Array view_info(const py::array& a);
+// Tells vg.jit's recorder, if one is active, that array `a` became tensor t (how: a
+// jit::Conversion::How), so that a replay can convert a new array argument in its place.
+void note_conversion(const py::array& a, int how, bool share, const Tensor& t);
 // Integer index array (int64, contiguous copy); IndexError naming `op` for non-integers, as numpy.
 Tensor to_index(py::handle obj, const std::string& op);
 // A node for an operand of a binary op: a TensorNode is itself; a Python number takes the dtype of

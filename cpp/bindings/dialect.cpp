@@ -7,6 +7,7 @@
 
 #include "bindings/graph.h"
 #include "bindings/modules.h"
+#include "jit.h"
 
 namespace tg {
 
@@ -15,22 +16,12 @@ namespace {
 using namespace py_convert;
 using namespace pybind11::literals;
 
-// The dtype a PyTorch tensor keeps for an array: floats their width (float16 becomes float32),
-// integers int64, booleans bool.
-DType torch_dtype_for(const py::array& a) {
-    switch (a.dtype().kind()) {
-        case 'f': return a.itemsize() == 8 ? DType::f64 : DType::f32;
-        case 'i': case 'u': return DType::i64;
-        case 'b': return DType::b8;
-        default:
-            throw DTypeError("tensor: unsupported dtype " + std::string(py::str(a.dtype())) +
-                             " (expected a float, integer or boolean array)");
-    }
-}
-
 // A numpy view of the tensor's memory that Python may write (the in-place methods write there and
 // then bump the version).
-py::array writable(const Node& n) { return to_numpy(n.value, true); }
+py::array writable(const Node& n) {
+    jit::refuse("changes a tensor in place", "use an optimiser (tapegrad.optim) for the update");
+    return to_numpy(n.value, true);
+}
 
 // Makes the Python object `obj` stand for node `to` from now on (its attributes stay with it). The
 // node it stood for lives on for the graph that holds it, and gets a Python object of its own if
@@ -52,6 +43,7 @@ void rebind(py::handle obj, const NodePtr& to) {
 // saved that memory find its version changed at backward and say so. `name` is the method as
 // users call it ("add_", "__setitem__").
 void inplace(py::handle target, py::object compute, const std::string& name) {
+    jit::refuse("changes a tensor in place (" + name + ")", "use an optimiser (tapegrad.optim) for the update");
     const NodePtr y = target.cast<NodePtr>();
     if (y->requires_grad && !y->source && grad_enabled())
         throw GraphError(name + ": a leaf tensor that requires grad cannot be changed in place while grad mode is "
@@ -97,23 +89,10 @@ void bind_dialect(py::module_& m) {
     m.def(
         "tensor_leaf",
         [](py::object data, bool requires_grad, bool share) {
-            py::array a = py::array::ensure(data);
-            if (!a) throw DTypeError("tensor: cannot convert " + type_name(data) + " to a tensor");
-            const DType dt = torch_dtype_for(a);
-            if (requires_grad && !is_float(dt))
+            Tensor t = torch_tensor(data, share);
+            if (requires_grad && !is_float(t.dtype()))
                 throw GraphError(std::string("tensor: only tensors of a floating point dtype can require gradients, "
-                                             "got ") + dtype_name(dt) + " (pass dtype=tapegrad.float32)");
-            Shape shape(a.shape(), a.shape() + a.ndim());
-            Tensor t;
-            const bool exact = a.dtype().is(numpy_dtype(dt));
-            if (share && exact && (a.flags() & py::array::c_style) && a.writeable()) {
-                t = Tensor::wrap(a.mutable_data(), shape, dt, hold(a));
-            } else {
-                t = Tensor::empty(shape, dt);
-                py::array dst(numpy_dtype(dt), std::vector<py::ssize_t>(shape.begin(), shape.end()), t.raw(),
-                              py::none());
-                py::module_::import("numpy").attr("copyto")(dst, a, "casting"_a = "unsafe");
-            }
+                                             "got ") + dtype_name(t.dtype()) + " (pass dtype=tapegrad.float32)");
             auto n = std::make_shared<Node>(std::move(t), requires_grad);
             n->torch = true;
             return n;

@@ -9,5 +9,6 @@ void bind_nodes(pybind11::module_& m);    // nodes.cpp: TensorNode, OpNode, op a
 void bind_optim(pybind11::module_& m);    // optim.cpp: optimiser steps
 void bind_runtime(pybind11::module_& m);  // runtime.cpp: grad and anomaly modes, threads, the BLAS
 void bind_dialect(pybind11::module_& m);  // dialect.cpp: PyTorch's tensors and in-place changes
+void bind_jit(pybind11::module_& m);      // jit.cpp: vg.jit's recordings and their replay
 
 }  // namespace tg

@@ -6,6 +6,7 @@
 #include "bindings/convert.h"
 #include "bindings/graph.h"
 #include "bindings/modules.h"
+#include "jit.h"
 
 namespace tg {
 
@@ -304,8 +305,24 @@ void bind_nodes(py::module_& m) {
              "when it is a contiguous float32/float64 array).")
         .def_property(
             // Read-only for nodes made by ops: their values may be saved for the backward.
-            "value", [](const Node& n) { return to_numpy(n.value, !n.source); },
+            "value",
+            [](const NodePtr& np) {
+                const Node& n = *np;
+                // While vg.jit records, values that change from call to call (what ops made, the
+                // arguments) cannot be read, and the others (parameters, buffers) only read.
+                // An argument's value may be read (read-only), as an array that the step then uses
+                // like an array argument (class labels for a loss, say).
+                if (jit::Recorder* r = jit::recording()) {
+                    py::array view = to_numpy(n.value, false);
+                    if (n.source || (r->is_argument(np) && !r->argument_view(np, view_info(view))))
+                        jit::refuse("reads the value of " + std::string(n.source ? "a node made by an op" : "a leaf made from an argument") +
+                                    " as an array (.value)", "return the node and read it after the call");
+                    return view;
+                }
+                return to_numpy(n.value, !n.source);
+            },
             [](Node& n, py::object v) {
+                jit::refuse("assigns a node's value (.value = ...)", "use an optimiser (vg.optim) for the update");
                 if (n.source)
                     throw std::invalid_argument("TensorNode.value: the value of a node made by an op (" + op_label(*n.source) +
                                                 ") cannot be replaced: its op may have saved it for backward; "
@@ -325,6 +342,8 @@ void bind_nodes(py::module_& m) {
         .def_property(
             "grad",
             [](Node& n) -> py::object {
+                jit::refuse("reads a gradient (.grad)", "use an optimiser (vg.optim) for the update, and read "
+                            "gradients after the call");
                 if (n.torch) return torch_grad(n);
                 if (n.source && n.source->differentiated && !n.retain && !n.grad.defined())
                     PyErr_WarnEx(PyExc_UserWarning,
@@ -337,11 +356,14 @@ void bind_nodes(py::module_& m) {
                     n.grad = Tensor::zeros(n.value.shape(), n.value.dtype());
                 return to_numpy(n.grad);
             },
-            [](Node& n, py::object g) {
+            [](const NodePtr& np, py::object g) {
+                Node& n = *np;
                 if (g.is_none()) {
+                    if (jit::Recorder* r = jit::recording()) r->on_node(jit::Action::clear_grad, np);
                     n.grad = Tensor();
                     return;
                 }
+                jit::refuse("assigns a gradient (.grad = ...)", "");
                 // A tensor assigned as the gradient is kept as it is, as PyTorch does (p.grad = t; t.zero_()
                 // then zeros p.grad); arrays are copied.
                 Tensor t = py::isinstance<Node>(g) ? g.cast<NodePtr>()->value : to_tensor(g, "TensorNode.grad", false);
@@ -368,6 +390,7 @@ void bind_nodes(py::module_& m) {
         .def_property(
             "requires_grad", [](const Node& n) { return n.requires_grad; },
             [](Node& n, bool wanted) {
+                jit::refuse("sets requires_grad", "set it before the call");
                 if (n.torch && n.source && !wanted)
                     throw GraphError("requires_grad: you can only change requires_grad of leaf tensors (this one was "
                                      "made by " + op_label(*n.source) + "); use .detach() for a tensor without a graph");
@@ -383,14 +406,19 @@ void bind_nodes(py::module_& m) {
                                "tensors of tapegrad.tensor and the other factories and anything computed from one.")
         .def_property_readonly("is_leaf", [](const Node& n) { return !n.source; },
                                "True for nodes not made by an op (no source).")
-        .def("retain_grad", [](Node& n) { n.retain = true; },
+        .def("retain_grad",
+             [](const NodePtr& n) {
+                 if (jit::Recorder* r = jit::recording()) r->on_node(jit::Action::retain, n);
+                 n->retain = true;
+             },
              "Keep this node's gradient after backward even though an op made it.")
         .def(
             "detach",
-            [](const Node& n) {
-                auto d = std::make_shared<Node>(n.value, false);
-                d->name = n.name;
-                d->torch = n.torch;
+            [](const NodePtr& n) {
+                auto d = std::make_shared<Node>(n->value, false);
+                d->name = n->name;
+                d->torch = n->torch;
+                if (jit::Recorder* r = jit::recording()) r->detached(n, d);
                 return d;
             },
             "A new leaf sharing this node's value, cut off from the graph (no gradient).")
@@ -398,7 +426,11 @@ void bind_nodes(py::module_& m) {
                                "Whether a gradient is stored (reading .grad would create zeros).")
         .def_property_readonly("_version", [](const Node& n) { return n.value.version(); },
                                "Counter of in-place changes to the value through the library.")
-        .def("_bump_version", [](const Node& n) { n.value.bump_version(); },
+        .def("_bump_version",
+             [](const Node& n) {
+                 jit::refuse("changes a node's value in place", "use an optimiser (vg.optim) for the update");
+                 n.value.bump_version();
+             },
              "Count an in-place change of the value made outside the library.")
         .def_property_readonly("shape", [](const Node& n) { return shape_tuple(n.value.shape()); },
                                "The value's shape, a tuple of ints.")
@@ -419,7 +451,13 @@ void bind_nodes(py::module_& m) {
                  return n.value.dim(0);
              },
              "The size of the first axis.")
-        .def("item", [](const Node& n) { return n.value.item(); }, "The value of a one-element node as a float.")
+        .def(
+            "item",
+            [](const Node& n) {
+                jit::refuse("reads a value with .item()", "return the node and read it after the call");
+                return n.value.item();
+            },
+            "The value of a one-element node as a float.")
         .def(
             "backward",
             [](const NodePtr& n, py::object gradient, py::object retain_graph) {
@@ -442,7 +480,20 @@ void bind_nodes(py::module_& m) {
             "Leaves that require grad add the gradient to .grad; the graph's saved values are freed unless "
             "retain_graph=True.")
         .def("zero_grad", &tg::zero_grad, "Set the gradients of this node and all nodes below it to zero.")
-        .def("clear", &tg::clear, "Disconnect the graph below this node so it can be freed.")
+        .def(
+            "clear",
+            [](const NodePtr& n) {
+                jit::refuse("disconnects a graph (clear())", "");
+                tg::clear(n);
+            },
+            "Disconnect the graph below this node so it can be freed.")
+        .def(
+            "_fill_grad_zero",
+            [](const NodePtr& n) {
+                if (jit::Recorder* r = jit::recording()) r->on_node(jit::Action::fill_grad, n);
+                if (n->grad.defined()) n->grad.fill(0.0);
+            },
+            "Overwrite the stored gradient (if any) with zeros in place.")
         .def("__repr__", &node_repr, "TensorNode[name, size (shape), dtype, source Op].")
         .def("__str__", &node_repr, "As repr.");
 

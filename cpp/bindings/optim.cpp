@@ -5,6 +5,7 @@
 
 #include "bindings/convert.h"
 #include "bindings/modules.h"
+#include "jit.h"
 #include "optim.h"
 
 namespace tg {
@@ -33,6 +34,19 @@ std::vector<Tensor> shared_states(const py::list& arrays, const std::string& nam
     return out;
 }
 
+// Tells vg.jit's recorder, if one is active, about an optimiser step (before it runs).
+void note_step(jit::OptimCall::Which which, const std::vector<NodePtr>& params,
+               const std::vector<std::vector<Tensor>>& states, const std::function<void(jit::OptimCall&)>& fill) {
+    jit::Recorder* r = jit::recording();
+    if (!r) return;
+    auto call = std::make_shared<jit::OptimCall>();
+    call->which = which;
+    call->params = params;
+    call->states = states;
+    fill(*call);
+    r->optimiser(std::move(call));
+}
+
 }  // namespace
 
 void bind_optim(py::module_& m) {
@@ -50,6 +64,7 @@ void bind_optim(py::module_& m) {
         "sgd_step",
         [](const std::vector<NodePtr>& params, py::list bufs, std::vector<bool> first, SgdConfig c) {
             std::vector<std::vector<Tensor>> states{shared_states(bufs, "SGD")};
+            note_step(jit::OptimCall::sgd, params, states, [&](jit::OptimCall& j) { j.sgd_config = c; });
             py::gil_scoped_release nogil;
             sgd_step(params, states, first, c);
         },
@@ -60,6 +75,10 @@ void bind_optim(py::module_& m) {
         [](const std::vector<NodePtr>& params, py::list m1, py::list m2, std::vector<int64_t> steps, AdamConfig c) {
             const std::string name = c.decoupled ? "AdamW" : "Adam";
             std::vector<std::vector<Tensor>> states{shared_states(m1, name), shared_states(m2, name)};
+            note_step(jit::OptimCall::adam, params, states, [&](jit::OptimCall& j) {
+                j.adam_config = c;
+                j.steps = steps;  // a replay advances the counts of the parameters that have a gradient
+            });
             py::gil_scoped_release nogil;
             adam_step(params, states, steps, c);
         },
@@ -69,6 +88,7 @@ void bind_optim(py::module_& m) {
         "rmsprop_step",
         [](const std::vector<NodePtr>& params, py::list sq, py::list bufs, RmspropConfig c) {
             std::vector<std::vector<Tensor>> states{shared_states(sq, "RMSprop"), shared_states(bufs, "RMSprop")};
+            note_step(jit::OptimCall::rmsprop, params, states, [&](jit::OptimCall& j) { j.rmsprop_config = c; });
             py::gil_scoped_release nogil;
             rmsprop_step(params, states, c);
         },

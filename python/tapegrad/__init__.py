@@ -17,6 +17,7 @@ from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_gra
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx
 from . import data, metrics, plot
 from .draw import Drawing, draw
+from .replay import StepFunction, TraceError, jit
 from .data import DataLoader, batches, load_five_points, write_idx
 from .data import load_cifar10
 from .init import manual_seed

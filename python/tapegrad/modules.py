@@ -20,6 +20,7 @@ import numpy as np
 
 from . import functional as F
 from . import init as initialisers
+from . import replay as _jit
 from ._torchlike import as_array, write
 from .core import TensorNode
 
@@ -45,10 +46,10 @@ def clear_grads(params, set_to_none=True):
     """Clear the gradients of params: set them to None (a vugrad node then reads zeros again), or,
     with set_to_none=False, overwrite the stored gradients with zeros in place."""
     for p in params:
-        if set_to_none or not p._has_grad:
+        if set_to_none:
             p.grad = None
         else:
-            write(p.grad, 0.0)
+            p._fill_grad_zero()  # nothing without a gradient
 
 
 def _indent(text, spaces=2):
@@ -133,6 +134,7 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        _jit.note_module(self)
         return self.forward(*args, **kwargs)
 
     # ---- walking the tree ----
@@ -582,6 +584,8 @@ class Dropout(Module):
             return x
         if self.p == 1:
             return x * 0.0
+        _jit.refuse("runs Dropout in training mode (its masks are drawn outside the tape)",
+                    "call the step with the model in eval() mode, or without vg.jit")
         keep = initialisers.generator().random(x.shape) >= self.p
         return x * (keep / (1 - self.p)).astype(x.dtype)
 
@@ -611,6 +615,8 @@ class BatchNorm1d(Module):
         if x.ndim != 2 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d: expected input of shape (n, {self.num_features}), got {x.shape}")
         if self.training:
+            _jit.refuse("runs BatchNorm1d in training mode (its running statistics are updated outside the tape)",
+                        "call the step with the model in eval() mode, or without vg.jit")
             n = x.shape[0]
             if n < 2:
                 raise ValueError("BatchNorm1d: training needs more than 1 instance per batch to estimate a variance")

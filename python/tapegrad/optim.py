@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from . import _core
+from . import replay as _jit
 from ._torchlike import as_array
 from .core import TensorNode
 from .modules import clear_grads
@@ -55,6 +56,7 @@ class Optimizer:
     PyTorch's), per-parameter ``state`` and the learning rate ``lr`` (of every group)."""
 
     _state_names = ()  # per-parameter state arrays, created at the first update
+    _counts_steps = False  # keeps a per-parameter "step" count (vg.jit's replays move it on)
     _hyper = ()  # hyper-parameter names besides lr, as PyTorch names them
 
     def __init__(self, params, defaults):
@@ -167,6 +169,7 @@ class Optimizer:
             finally:
                 engine.set_grad_enabled(previous)
         for group, positions in self._groups():
+            _jit.note_optimiser_group(self, positions, self._counts_steps)
             self._step_group(group, positions)
         return loss
 
@@ -271,6 +274,8 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma and Ba) with bias correction; weight_decay adds weight_decay * p to the gradient
     (decoupled_weight_decay=True: AdamW's p *= 1 - lr * weight_decay instead)."""
+
+    _counts_steps = True
 
     _decoupled = False
 

@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from .. import functional as _vgF
+from .. import replay as _jit
 from .. import modules as _base
 from .._torchlike import as_array, default_dtype, like, make_tensor, numpy_dtype, write
 from ..core import TensorNode
@@ -734,6 +735,8 @@ class _BatchNorm(Module):
             mean = _vgF.mean(x, axis=axes, keepdims=True)
             var = _vgF.var(x, axis=axes, keepdims=True)
             if self.training and self.track_running_stats:
+                _jit.refuse(f"runs {name} in training mode (its running statistics are updated outside the tape)",
+                            "call the step with the model in eval() mode, or without vg.jit")
                 self._update(as_array(mean).reshape(-1), as_array(var).reshape(-1) * (count / (count - 1)))
             xhat = (x - mean) / _vgF.sqrt(var + self.eps)
         else:

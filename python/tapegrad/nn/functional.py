@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import functional as _F
 from .. import init as _vg_init
+from .. import replay as _jit
 from .._torchlike import as_array, numpy_dtype
 from ..core import TensorNode
 
@@ -140,6 +141,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         return x
     if p == 1:
         return x * 0.0
+    _jit.refuse("runs dropout in training mode (its masks are drawn outside the tape)",
+                "call the step with the model in eval() mode, or without vg.jit")
     keep = _vg_init.generator().random(x.shape) >= p
     return x * (keep / (1 - p)).astype(x.dtype)
 
