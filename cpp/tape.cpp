@@ -35,37 +35,33 @@ void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>
     }
 }
 
-// The tensors whose in-place change would corrupt this op's backward, in a fixed order, with a
-// description of each for error messages.
-std::vector<std::pair<Tensor, std::string>> saved_tensors(const OpNode& op) {
-    std::vector<std::pair<Tensor, std::string>> saved;
-    if (op.external) {  // a Python op may keep any input or output in its context: watch them all
-        for (size_t i = 0; i < op.call.in.size(); ++i) saved.emplace_back(op.call.in[i], "input " + std::to_string(i));
-        for (size_t i = 0; i < op.call.out.size(); ++i) saved.emplace_back(op.call.out[i], "output " + std::to_string(i));
-        return saved;
-    }
-    const Saves what = op_table()[static_cast<size_t>(op.op)].saves;
+// Calls f(tensor, is_output, position) for each tensor whose in-place change would corrupt this
+// op's backward, in a fixed order (what the op's row says its backward reads; a Python op may keep
+// any input or output in its context, so all of them are watched).
+template <class F>
+void for_each_saved(const OpNode& op, F&& f) {
+    const Saves what = op.external ? saves_both : op_table()[static_cast<size_t>(op.op)].saves;
     if (what & saves_in)
-        for (size_t i = 0; i < op.call.in.size(); ++i) saved.emplace_back(op.call.in[i], "input " + std::to_string(i));
+        for (size_t i = 0; i < op.call.in.size(); ++i) f(op.call.in[i], false, i);
     if (what & saves_out)
-        for (size_t i = 0; i < op.call.out.size(); ++i) saved.emplace_back(op.call.out[i], "output " + std::to_string(i));
-    return saved;
+        for (size_t i = 0; i < op.call.out.size(); ++i) f(op.call.out[i], true, i);
 }
 
 void remember_versions(OpNode& op) {
-    for (const auto& [t, what] : saved_tensors(op)) op.versions.push_back(t.version());
+    for_each_saved(op, [&](const Tensor& t, bool, size_t) { op.versions.push_back(t.version()); });
 }
 
 void check_versions(const OpNode& op) {
-    const auto saved = saved_tensors(op);
-    for (size_t i = 0; i < saved.size() && i < op.versions.size(); ++i) {
-        const Tensor& t = saved[i].first;
-        if (t.version() != op.versions[i])
-            throw GraphError("backward of " + op.name() + ": its " + saved[i].second + " of shape " +
-                             shape_str(t.shape()) + " was modified in place after the forward (version " +
-                             std::to_string(op.versions[i]) + " then, " + std::to_string(t.version()) +
+    size_t k = 0;
+    for_each_saved(op, [&](const Tensor& t, bool output, size_t i) {
+        if (k < op.versions.size() && t.version() != op.versions[k])
+            throw GraphError("backward of " + op.name() + ": its " + (output ? "output " : "input ") +
+                             std::to_string(i) + " of shape " + shape_str(t.shape()) +
+                             " was modified in place after the forward (version " + std::to_string(op.versions[k]) +
+                             " then, " + std::to_string(t.version()) +
                              " now), so its gradient would be wrong; change values after backward, or use a copy");
-    }
+        ++k;
+    });
 }
 
 std::string grad_error(const OpNode& op, size_t i, const Tensor& g, const Tensor& in) {

@@ -458,6 +458,28 @@ class OpNode:
         """The TensorNodes the op produced (None for an output that no longer exists)."""
         ...
 
+class Program:
+    """A recorded training step (vg.jit), replayable in C++ on new arguments of the same shapes."""
+    @property
+    def actions(self) -> int:
+        """The number of recorded actions."""
+        ...
+    def describe(self) -> list[str]:
+        """One line per recorded action, then what the step returns."""
+        ...
+    def difference(self, other: Program) -> str:
+        """The first difference from another recording of the step, or '' when both did the same."""
+        ...
+    def optimiser_steps(self) -> list[list[int]]:
+        """Per recorded optimiser step (in order): Adam's update counts as of the last call (empty for others)."""
+        ...
+    def run(self, args: Sequence[Any]) -> list[Any]:
+        """Replay the step on new arguments (the recorded call's TensorNodes and arrays in their places); returns the nodes the step returned, as a list."""
+        ...
+    def set_optimiser_steps(self, k: int, steps: Sequence[int]) -> None:
+        """Set Adam's update counts of recorded optimiser step k (as of now)."""
+        ...
+
 class RmspropConfig:
     """Hyperparameters of an RMSprop step."""
     def __init__(self, lr: float, alpha: float, eps: float, weight_decay: float, momentum: float) -> None: ...
@@ -465,6 +487,9 @@ class RmspropConfig:
 class SgdConfig:
     """Hyperparameters of an SGD step."""
     def __init__(self, lr: float, momentum: float, dampening: float, weight_decay: float, nesterov: bool) -> None: ...
+
+class TraceError:
+    """A step that vg.jit cannot replay in C++ (a Python op, numpy code on a node's value, a random draw): a ValueError."""
 
 def adam_step(params: Sequence[TensorNode], first_moments: list[Any], second_moments: list[Any], steps: Sequence[int], config: AdamConfig) -> None:
     """One Adam (or AdamW) step in place; steps[i] counts parameter i's updates, this one included."""
@@ -570,6 +595,21 @@ def sgd_step(params: Sequence[TensorNode], momentum_buffers: list[Any], first: S
     ...
 def tensor_leaf(data: Any, requires_grad: bool = False, share: bool = False) -> TensorNode:
     """A PyTorch-dialect leaf holding `data` (copied unless share and it is a C-contiguous, writeable array of the kept dtype: floats keep their width, integers become int64, booleans bool)."""
+    ...
+def trace_abort() -> None:
+    """Drop this thread's recording, if any."""
+    ...
+def trace_refuse(what: str, instead: str) -> None:
+    """TraceError saying the step does `what`, which a replay cannot repeat (when recording; else nothing)."""
+    ...
+def trace_start(args: Sequence[Any]) -> None:
+    """Start recording this thread's tape actions for vg.jit, with the step's arguments."""
+    ...
+def trace_stop(outputs: Sequence[Any]) -> Program:
+    """End the recording with the nodes the step returned; the Program (TraceError if it cannot be replayed)."""
+    ...
+def tracing() -> bool:
+    """Whether this thread is recording for vg.jit."""
     ...
 def unary_method(op: int, name: str) -> Callable[..., Any]:
     """A TensorNode method applying a one-input op without attributes."""
