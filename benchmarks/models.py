@@ -84,7 +84,8 @@ class TapegradTrainer(Trainer):
     """tapegrad as a user writes it: vg.Linear modules, vg.sigmoid, vg.logsoftmax, vg.logceloss.
 
     update "manual" is train_mlp.py's ``p.value -= lr * p.grad`` then clearing the gradients;
-    "sgd" is ``vg.optim.SGD`` (one engine call per step) with ``zero_grad()``.
+    "sgd" is ``vg.optim.SGD`` (one engine call per step) with ``zero_grad()``; "jit" is the same
+    step under ``vg.jit`` (recorded twice, then replayed in C++ with no Python per op).
     """
 
     name = "tapegrad"
@@ -98,6 +99,15 @@ class TapegradTrainer(Trainer):
         self.params = [self.layer1.w, self.layer1.b, self.layer2.w, self.layer2.b]
         self.optimizer = vg.optim.SGD(self.params, lr=lr)
         self.reset(init)
+        if update == "jit":
+            self.jitted = vg.jit(self.sgd_step)
+
+    def sgd_step(self, batch, yb):
+        loss = self.vg.logceloss(self.vg.logsoftmax(self.layer2(self.vg.sigmoid(self.layer1(batch)))), yb)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        return loss
 
     def reset(self, init):
         for p, v in zip(self.params, init):
@@ -113,6 +123,8 @@ class TapegradTrainer(Trainer):
         return vg.logceloss(vg.logsoftmax(self.layer2(vg.sigmoid(self.layer1(batch)))), yb)
 
     def step(self, xb, yb):
+        if self.update == "jit":
+            return self.jitted(self.vg.TensorNode(xb, requires_grad=False), yb).item()
         loss = self.loss(xb, yb)
         value = loss.item()
         loss.backward()

@@ -494,6 +494,11 @@ def section_epochs(args, section):
             if section == "mnist":
                 cases += _flush_libs(row, lib, lambda name, t=t, xs=xs, ys=ys: _epoch_measure(
                     row, name, t, init, xs, ys, steps, full))
+            if lib == "tapegrad" and section == "synth":  # the same step recorded and replayed by vg.jit
+                tj = models.make_trainer(lib, init, dtype, lr=lr, update="jit")
+                xj, yj = tj.prepare(x_row, y)
+                tj.epoch(xj, yj, 3)  # warm-up: the two recording calls and a replay
+                cases.append((row, "tapegrad-jit", _epoch_measure(row, "tapegrad-jit", tj, init, xj, yj, steps, full)))
             if lib == "torch" and section == "synth" and args.threads > 1:
                 cases.append((row, "torch-1t", _torch_threads(1, _epoch_measure(row, lib, t, init, xs, ys, steps, full))))
     interleave(cases, args.repeats or (1 if args.quick else (5 if section == "synth" else 3)), section)
@@ -792,6 +797,12 @@ def notes(rows, meta, checks):
         out.append("- torch with flush-to-zero (torch.set_flush_denormal(True)), at the run's thread count: "
                    + "; ".join(f"{r.work.split(' (')[0]}: {fmt_value(r, 'torch-flush')}, tapegrad / it "
                                f"{fmt_ratio(_ratio(r, 'torch-flush'))}" for r in have))
+    have = [r for r in rows if r.samples.get("tapegrad-jit")]
+    if have:
+        out.append("- tapegrad with the step under vg.jit (recorded, then replayed in C++), paired ratios: " + "; ".join(
+            f"{r.work}: {fmt_value(r, 'tapegrad-jit')}, / tapegrad "
+            f"{fmt_ratio(paired_median(r, 'tapegrad-jit', 'tapegrad'))}, / torch "
+            f"{fmt_ratio(paired_median(r, 'tapegrad-jit', 'torch'))}" for r in have))
     have = [r for r in rows if r.samples.get("tapegrad-eigen")]
     if have:
         out.append("- tapegrad with its own Eigen GEMM instead of the BLAS (vg.set_gemm_backend('eigen')): "

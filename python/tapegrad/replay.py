@@ -79,9 +79,9 @@ def _signature(args):
     sig = [_core.is_grad_enabled()]
     for a in args:
         if isinstance(a, _core.TensorNode):
-            sig.append(("node", a.shape, a.dtype.str, a.requires_grad, a.dialect, a.is_leaf))
+            sig.append(("node", a.shape, a.dtype, a.requires_grad, a.dialect, a.is_leaf))
         elif isinstance(a, np.ndarray):
-            sig.append(("array", a.shape, a.dtype.str, a.strides, a.flags.writeable))
+            sig.append(("array", a.shape, a.dtype, a.strides, a.flags.writeable))
         else:
             try:
                 hash(a)
@@ -107,9 +107,9 @@ def _flatten(out):
 
 def _optimiser_key(optimiser):
     """The hyper-parameters of every group and the identity of the state arrays: a replay assumes both."""
-    hypers = tuple(tuple((k, v) for k, v in g.items() if k != "params") for g in optimiser.param_groups)
-    arrays = tuple(tuple(id(v) for v in st.values() if isinstance(v, np.ndarray)) for st in optimiser.state)
-    return hypers, arrays
+    key = [v for g in optimiser.param_groups for k, v in g.items() if k != "params"]
+    key += [id(v) for st in optimiser.state if st for v in st.values() if type(v) is np.ndarray]
+    return key
 
 
 class _Recording:
