@@ -110,6 +110,36 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
         alpha * Strided<T>(a, m, k, Eigen::OuterStride<>(lda)) * Strided<T>(b, k, n, Eigen::OuterStride<>(ldb));
 }
 
+// The tiny products (below kBlasMinWork multiply-adds: a layer of a few units on a batch, say) as
+// plain loops: Eigen's general product packs its operands and sets up blocks first, which cost more
+// than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums its k products in
+// order, over a row of C at a time, so the loop over j vectorises.
+template <class T>
+void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+                int64_t ldb, T beta, T* c, int64_t ldc) {
+    T stack[256];
+    std::vector<T> heap(n > 256 ? n : 0);
+    T* row = n > 256 ? heap.data() : stack;  // one row of sums
+    for (int64_t i = 0; i < m; ++i) {
+        T* ci = c + i * ldc;
+        std::fill(row, row + n, T(0));
+        for (int64_t p = 0; p < k; ++p) {
+            const T aip = ta ? a[p * lda + i] : a[i * lda + p];
+            if (tb) {
+                for (int64_t j = 0; j < n; ++j) row[j] += aip * b[j * ldb + p];
+            } else {
+                const T* bp = b + p * ldb;
+                for (int64_t j = 0; j < n; ++j) row[j] += aip * bp[j];
+            }
+        }
+        if (beta == T(0)) {
+            for (int64_t j = 0; j < n; ++j) ci[j] = alpha * row[j];
+        } else {
+            for (int64_t j = 0; j < n; ++j) ci[j] = beta * ci[j] + alpha * row[j];
+        }
+    }
+}
+
 }  // namespace
 
 template <class T>
@@ -127,7 +157,10 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
             blas_call<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-    eigen_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (k > 0 && m * n * k < kBlasMinWork)
+        small_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    else
+        eigen_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,
