@@ -160,3 +160,19 @@ def test_cnn_epoch_trains_both_libraries_and_writes_its_json(tmp_path):
     accuracy = data["summary"]["tapegrad"]["final_accuracy"]
     assert abs(accuracy - data["summary"]["torch"]["final_accuracy"]) <= 0.05  # same start, same batches
     assert "s per epoch" in result.stdout
+
+
+def test_jit_trainer_gives_the_eager_trainers_losses_and_jit_step_prints_its_rows(capsys):
+    """models.py's "jit" update replays the "sgd" trainer's step exactly; jit_step.py runs."""
+    init = models.glorot_init(2, 8, 2, seed=3)
+    (x, y), _, _ = vg.load_synth(num_train=1000, num_val=10, seed=3)
+    runs = []
+    for update in ("sgd", "jit"):
+        t = models.make_trainer("tapegrad", init, np.float64, lr=0.01, update=update)
+        xs, ys = t.prepare(x, y)
+        runs.append(t.epoch(xs, ys)[1])
+    assert runs[0] == runs[1]
+    import jit_step
+    jit_step.main(["--rounds", "1"])
+    out = capsys.readouterr().out
+    assert "| replay alone (Program.run) |" in out and "| replay of logsoftmax (128, 2), forward + backward |" in out
