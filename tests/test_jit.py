@@ -351,3 +351,29 @@ def test_zero_grad_in_place_and_reset():
     np.testing.assert_array_equal(runs[0][1], runs[1][1])
     f.reset()
     assert "signature" in repr(f) and f.describe() == ""
+
+
+def test_threads_may_share_one_step_function():
+    """Recordings are made one at a time; replays of one signature run one at a time too."""
+    w = vg.TensorNode(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=False)
+    f = vg.jit(lambda a: vg.sigmoid(a @ w).sum(axis=1))
+    x, _ = data(n=64)
+    errors, results = [], {}
+
+    def run(t):
+        try:
+            results[t] = [f(vg.TensorNode(x[i:i + 8], requires_grad=False)).value.copy() for i in range(0, 64, 8)]
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    expected = [(1 / (1 + np.exp(-(x[i:i + 8] @ w.value)))).sum(axis=1) for i in range(0, 64, 8)]
+    for t in range(4):
+        for a, b in zip(results[t], expected):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert f.records == 2  # (the replay counter is not atomic: not checked here)

@@ -154,6 +154,7 @@ class StepFunction:
         functools.update_wrapper(self, fn)
         self._fn = fn
         self._recordings = {}  # signature -> _Recording
+        self._lock = threading.RLock()
         self.records = 0  # calls that ran the function (recording), for tests and curiosity
         self.replays = 0
 
@@ -165,16 +166,23 @@ class StepFunction:
             return self._fn(*args)  # inside another recording, or debugging: run it as written
         key = _signature(args)
         rec = self._recordings.get(key)
-        if rec is not None and not rec.valid():
-            rec = None  # a module's mode, or an optimiser's hyper-parameters or state, changed: record again
-        elif rec is not None and rec.checked:
-            self.replays += 1
-            return rec.replay(args)
+        if rec is None or not rec.checked or not rec.valid():
+            with self._lock:  # one recording at a time (threads calling one step function share its recordings)
+                rec = self._recordings.get(key)
+                if rec is not None and not rec.valid():
+                    rec = None  # a module's mode, or an optimiser's hyper-parameters or state, changed: record again
+                if rec is None or not rec.checked:
+                    return self._record_and_check(key, rec, args)
+        self.replays += 1
+        return rec.replay(args)
+
+    def _record_and_check(self, key, first, args):
+        """Records a call; the second recording of a signature must agree with the first."""
         new, result = self._record(args)
-        if rec is None:
+        if first is None:
             self._recordings[key] = new
         else:
-            why = rec.program.difference(new.program)
+            why = first.program.difference(new.program)
             if why:
                 del self._recordings[key]
                 raise TraceError(f"vg.jit: {self.__name__} cannot be replayed: two calls with arguments of the same "
