@@ -362,6 +362,13 @@ std::string Program::difference(const Program& o) const {
     return "";
 }
 
+std::vector<OptimCall*> Program::optimiser_calls() const {
+    std::vector<OptimCall*> calls;
+    for (const Action& a : actions)
+        if (a.kind == Action::optimiser) calls.push_back(a.optim.get());
+    return calls;
+}
+
 std::vector<std::string> Program::describe() const {
     std::vector<std::string> lines;
     for (size_t i = 0; i < actions.size(); ++i) {

@@ -93,6 +93,8 @@ class Program {
     // The first difference from another recording of the same step, or "" when the two do the same
     // actions with the same constants (optimiser state and counts may move on between them).
     std::string difference(const Program& other) const;
+    // The recorded optimiser steps, in order.
+    std::vector<OptimCall*> optimiser_calls() const;
     // One line per action, for users (StepFunction.describe()).
     std::vector<std::string> describe() const;
 

@@ -186,13 +186,12 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
     for (const auto& n : inputs) call.in.push_back(n->value);
     call.attrs = std::move(attrs);
     run_forward(op, call);
-    std::vector<NodePtr> outputs;
     if (rec) {
         node->op = op;
         node->inputs = inputs;
         remember_versions(*node);
     }
-    outputs = connect(node, call.out, rec, any_torch(inputs));
+    std::vector<NodePtr> outputs = connect(node, call.out, rec, any_torch(inputs));
     if (jit::Recorder* r = jit::recording()) r->applied(op, inputs, call.attrs, outputs);
     return outputs;
 }

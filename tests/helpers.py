@@ -2,11 +2,31 @@
 broadcast reduction."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
 
 import tapegrad as vg
+
+
+def run_in_threads(work, args):
+    """Runs work(arg) for every arg, each on a thread of its own, all at once, and waits for them;
+    returns the exceptions they raised (in a thread they would otherwise vanish)."""
+    errors = []
+
+    def guarded(arg):
+        try:
+            work(arg)
+        except Exception as e:  # noqa: BLE001 - returned to the caller, in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def evaluate(fn, arrays):

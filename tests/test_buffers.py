@@ -4,12 +4,12 @@ depend on it."""
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 import tapegrad as vg
+from helpers import run_in_threads
 
 MIB = 2**20
 SANITIZED = bool(os.environ.get("TAPEGRAD_SANITIZED"))
@@ -150,22 +150,14 @@ def test_threads_allocating_at_once_get_their_own_blocks():
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal((512, 512)).astype(np.float32) for _ in range(4)]
     expected = [np.tanh(x) * 2 + x for x in inputs]
-    errors = []
 
     def work(i):
-        try:
-            for _ in range(30):
-                x = vg.TensorNode(inputs[i], requires_grad=False)
-                out = vg.tanh(x) * 2 + x
-                np.testing.assert_allclose(out.value, expected[i], rtol=1e-6, atol=1e-6)
-        except Exception as e:  # reported below, in the main thread
-            errors.append(e)
+        for _ in range(30):
+            x = vg.TensorNode(inputs[i], requires_grad=False)
+            out = vg.tanh(x) * 2 + x
+            np.testing.assert_allclose(out.value, expected[i], rtol=1e-6, atol=1e-6)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_in_threads(work, range(4))
     assert not errors, errors[0]
 
 

@@ -2,14 +2,13 @@
 parameters, gradients, optimiser state), records again when what it assumed changes, and refuses
 with vg.TraceError what a replay could not repeat."""
 
-import threading
-
 import numpy as np
 import pytest
 
 import tapegrad as vg
 import tapegrad.nn as nn
 import tapegrad.nn.functional as F
+from helpers import Cube, run_in_threads
 
 BATCH = 32
 
@@ -195,18 +194,8 @@ def test_refusals_name_what_cannot_be_replayed():
     x, y = data()
     xb, yb = vg.TensorNode(x[:BATCH], requires_grad=False), y[:BATCH]
     step, params, opt = vugrad_model(vg.optim.SGD, lr=0.1)
-
-    class Double(vg.Op):
-        @staticmethod
-        def forward(context, a):
-            return a * 2
-
-        @staticmethod
-        def backward(context, g):
-            return g * 2
-
     cases = {
-        "the Python Op Double": lambda: Double.do_forward(xb),
+        "the Python Op Cube": lambda: Cube.do_forward(xb),
         r"\.item\(\)|\(\.value\)": lambda: step(xb, yb).item(),
         r"\.grad": lambda: (step(xb, yb), params[0].grad),
         r"value of a node made by an op": lambda: step(xb, yb).value,
@@ -322,11 +311,7 @@ def test_threads_replay_their_own_steps():
         step, params, _ = vugrad_model(vg.optim.SGD, seed=seed, lr=0.1)
         results[seed] = train(vg.jit(step), x, y)
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    assert not run_in_threads(run, (0, 1))
     assert [results[0], results[1]] == serial
 
 
@@ -358,20 +343,12 @@ def test_threads_may_share_one_step_function():
     w = vg.TensorNode(np.linspace(-1, 1, 6).reshape(2, 3), requires_grad=False)
     f = vg.jit(lambda a: vg.sigmoid(a @ w).sum(axis=1))
     x, _ = data(n=64)
-    errors, results = [], {}
+    results = {}
 
     def run(t):
-        try:
-            results[t] = [f(vg.TensorNode(x[i:i + 8], requires_grad=False)).value.copy() for i in range(0, 64, 8)]
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
+        results[t] = [f(vg.TensorNode(x[i:i + 8], requires_grad=False)).value.copy() for i in range(0, 64, 8)]
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert not run_in_threads(run, range(4))
     expected = [(1 / (1 + np.exp(-(x[i:i + 8] @ w.value)))).sum(axis=1) for i in range(0, 64, 8)]
     for t in range(4):
         for a, b in zip(results[t], expected):

@@ -67,25 +67,20 @@ void bind_jit(py::module_& m) {
             "optimiser_steps",
             [](const jit::Program& p) {
                 std::vector<std::vector<int64_t>> steps;
-                for (const auto& a : p.actions)
-                    if (a.kind == jit::Action::optimiser) steps.push_back(a.optim->steps);
+                for (const jit::OptimCall* c : p.optimiser_calls()) steps.push_back(c->steps);
                 return steps;
             },
             "Per recorded optimiser step (in order): Adam's update counts as of the last call (empty for others).")
         .def(
             "set_optimiser_steps",
             [](jit::Program& p, size_t k, std::vector<int64_t> steps) {
-                size_t seen = 0;
-                for (auto& a : p.actions)
-                    if (a.kind == jit::Action::optimiser && seen++ == k) {
-                        if (steps.size() != a.optim->steps.size())
-                            throw std::invalid_argument("set_optimiser_steps: " + std::to_string(steps.size()) +
-                                                        " counts for " + std::to_string(a.optim->steps.size()) +
-                                                        " parameters");
-                        a.optim->steps = std::move(steps);
-                        return;
-                    }
-                throw std::out_of_range("set_optimiser_steps: no optimiser step " + std::to_string(k));
+                const std::vector<jit::OptimCall*> calls = p.optimiser_calls();
+                if (k >= calls.size())
+                    throw std::out_of_range("set_optimiser_steps: no optimiser step " + std::to_string(k));
+                if (steps.size() != calls[k]->steps.size())
+                    throw std::invalid_argument("set_optimiser_steps: " + std::to_string(steps.size()) + " counts for " +
+                                                std::to_string(calls[k]->steps.size()) + " parameters");
+                calls[k]->steps = std::move(steps);
             },
             py::arg("k"), py::arg("steps"), "Set Adam's update counts of recorded optimiser step k (as of now).")
         .def_property_readonly("actions", [](const jit::Program& p) { return p.actions.size(); },
