@@ -5,7 +5,8 @@ goes, eager and under vg.jit, beside PyTorch's step.
 
 Rows, each the median over rounds of the mean of many calls, the rounds interleaved:
 - the whole step as a user calls it (wrapping the batch, the step, loss.item()): tapegrad eager,
-  tapegrad under vg.jit, PyTorch (F.linear, sigmoid, log_softmax, gather, sum, backward, update);
+  tapegrad under vg.jit, PyTorch (F.linear, sigmoid, log_softmax, gather, sum, backward, update)
+  as installed and with torch.set_flush_denormal(True) around each step;
 - the jit step's parts: the C++ replay alone (Program.run), and what the Python wrapper adds;
 - the replay of each action alone at the step's shapes (a step of that one op, forward and
   forward + backward), which shows the engine's per-op cost without Python.
@@ -58,6 +59,15 @@ def main(argv=None):
         tt = models.make_trainer("torch", init, dtype, lr=1e-4)
         tx, ty = tt.prepare(x, y)
         cases["torch step"] = lambda: tt.step(tx, ty)
+
+        def flushed():
+            torch.set_flush_denormal(True)
+            try:
+                tt.step(tx, ty)
+            finally:
+                torch.set_flush_denormal(False)
+
+        cases["torch step, with flush-to-zero"] = flushed
     jitted.step(x, y), jitted.step(x, y)
     program = next(iter(jitted.jitted._recordings.values())).program
     node = vg.TensorNode(x, requires_grad=False)
