@@ -8,6 +8,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <stdexcept>
+#include <vector>
 
 namespace tg {
 
@@ -113,29 +114,77 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
 // The tiny products (below kBlasMinWork multiply-adds: a layer of a few units on a batch, say) as
 // plain loops: Eigen's general product packs its operands and sets up blocks first, which cost more
 // than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums its k products in
-// order, over a row of C at a time, so the loop over j vectorises.
+// order, from 0, a multiply and an add each, so the bits do not depend on the loops' shape: they
+// equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_ops.py).
+//
+// C is computed in tiles of R x L sums held in registers through the whole of k (sums kept in
+// memory would wait on their own store at each p). L runs along the longer side of C, over a copy
+// of the operand it reads along that side when that one is not laid out so.
+template <class T>
+struct SmallProduct {
+    static constexpr int R = 4, L = 32 / sizeof(T);  // 8 of SSE2's 16 vector registers hold the sums
+    const T* x;       // x(r, p): the operand read one value at a time,
+    bool xt;          // at x[p * ldx + r] if xt, else at x[r * ldx + p]
+    int64_t ldx;
+    const T* y;       // y(p, l) at y[p * ldy + l]: the operand read along l
+    int64_t ldy, k;
+
+    // The sums of rows r0 .. r0 + nr and elements l0 .. l0 + nl (nr <= R, nl <= L) into t.
+    template <int NR, int NL>
+    void tile(int64_t r0, int64_t l0, int nr, int nl, T (&t)[R][L]) const {
+        const int rs = NR ? NR : nr, ls = NL ? NL : nl;  // compile-time sizes for the full tiles
+        for (int r = 0; r < R; ++r)
+            for (int l = 0; l < L; ++l) t[r][l] = T(0);
+        for (int64_t p = 0; p < k; ++p) {
+            const T* yp = y + p * ldy + l0;
+            for (int r = 0; r < rs; ++r) {
+                const T xr = xt ? x[p * ldx + r0 + r] : x[(r0 + r) * ldx + p];
+                for (int l = 0; l < ls; ++l) t[r][l] += xr * yp[l];
+            }
+        }
+    }
+};
+
 template <class T>
 void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T beta, T* c, int64_t ldc) {
-    T stack[256];
-    std::vector<T> heap(n > 256 ? n : 0);
-    T* row = n > 256 ? heap.data() : stack;  // one row of sums
-    for (int64_t i = 0; i < m; ++i) {
-        T* ci = c + i * ldc;
-        std::fill(row, row + n, T(0));
-        for (int64_t p = 0; p < k; ++p) {
-            const T aip = ta ? a[p * lda + i] : a[i * lda + p];
-            if (tb) {
-                for (int64_t j = 0; j < n; ++j) row[j] += aip * b[j * ldb + p];
-            } else {
-                const T* bp = b + p * ldb;
-                for (int64_t j = 0; j < n; ++j) row[j] += aip * bp[j];
+    using P = SmallProduct<T>;
+    constexpr int R = P::R, L = P::L;
+    // Along rows of C (l = j) when n >= m; else along its columns (l = i): C^T = B^T A^T is the
+    // same product with the operands' roles swapped.
+    const bool by_rows = n >= m;
+    const int64_t rows = by_rows ? m : n, len = by_rows ? n : m;
+    P prod{by_rows ? a : b, by_rows ? ta : !tb, by_rows ? lda : ldb, by_rows ? b : a, by_rows ? ldb : lda, k};
+    std::vector<T> packed;
+    if (by_rows ? tb : !ta) {  // y is stored along p: copy it to k x len
+        packed.resize(static_cast<size_t>(k * len));
+        for (int64_t l = 0; l < len; ++l)
+            for (int64_t p = 0; p < k; ++p) packed[p * len + l] = prod.y[l * prod.ldy + p];
+        prod.y = packed.data();
+        prod.ldy = len;
+    }
+    // c(i, j) of sum (r, l): row r, element l along rows; transposed along columns.
+    const int64_t rstep = by_rows ? ldc : 1, lstep = by_rows ? 1 : ldc;
+    T t[R][L];
+    for (int64_t r0 = 0; r0 < rows; r0 += R) {
+        const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
+        for (int64_t l0 = 0; l0 < len; l0 += L) {
+            const int nl = static_cast<int>(std::min<int64_t>(L, len - l0));
+            // Compile-time sizes for whole widths, so that the sums stay in registers (C with 1-3
+            // rows or columns is common: the gradients of a layer with a few units).
+            if (nl < L) prod.template tile<0, 0>(r0, l0, nr, nl, t);
+            else if (nr == 4) prod.template tile<4, L>(r0, l0, nr, nl, t);
+            else if (nr == 3) prod.template tile<3, L>(r0, l0, nr, nl, t);
+            else if (nr == 2) prod.template tile<2, L>(r0, l0, nr, nl, t);
+            else prod.template tile<1, L>(r0, l0, nr, nl, t);
+            for (int r = 0; r < nr; ++r) {
+                T* cr = c + (r0 + r) * rstep + l0 * lstep;
+                if (beta == T(0)) {
+                    for (int l = 0; l < nl; ++l) cr[l * lstep] = alpha * t[r][l];
+                } else {
+                    for (int l = 0; l < nl; ++l) cr[l * lstep] = beta * cr[l * lstep] + alpha * t[r][l];
+                }
             }
-        }
-        if (beta == T(0)) {
-            for (int64_t j = 0; j < n; ++j) ci[j] = alpha * row[j];
-        } else {
-            for (int64_t j = 0; j < n; ++j) ci[j] = beta * ci[j] + alpha * row[j];
         }
     }
 }

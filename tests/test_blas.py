@@ -205,3 +205,30 @@ def test_an_unknown_kernel_copy_is_an_error_naming_the_ones_built():
                                   PYTHONPATH=os.path.dirname(os.path.dirname(vg.__file__))))
     assert res.returncode != 0 and "TAPEGRAD_ISA=pentium: not one of the kernel copies built" in res.stderr
     assert vg._core.kernel_isas()[-1] in res.stderr
+
+
+def sequential_product(a, b):
+    """a @ b with each element's products summed in order from 0, one rounding per multiply and per
+    add: the bits of the engine's loops for products below 32^3 multiply-adds."""
+    acc = np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+    for p in range(a.shape[1]):
+        acc = acc + a[:, p:p + 1] * b[p:p + 1, :]
+    return acc
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,k,n", [(128, 2, 8), (128, 8, 2), (8, 128, 2), (2, 128, 8), (1, 1, 1), (1, 7, 1),
+                                   (5, 3, 7), (7, 3, 5), (3, 17, 33), (33, 17, 3), (4, 9, 4), (9, 4, 12),
+                                   (1, 300, 9), (300, 1, 100)])
+def test_small_products_sum_each_element_in_order_in_every_transposition(m, k, n, dtype):
+    """The forward product (A B) and both gradients (G B^T, A^T G: the transposed cases) of a small
+    matmul give, bit for bit, the sums taken in order: full tiles, partial ones and 1-wide sides."""
+    assert m * k * n < 32 ** 3
+    rng = np.random.default_rng(m * 1000 + k * 10 + n)
+    A, B, G = (rng.standard_normal(s).astype(dtype) for s in ((m, k), (k, n), (m, n)))
+    a, b = vg.TensorNode(A), vg.TensorNode(B)
+    c = vg.matmul(a, b)
+    c.backward(G)
+    np.testing.assert_array_equal(c.value, sequential_product(A, B))
+    np.testing.assert_array_equal(a.grad, sequential_product(G, B.T))
+    np.testing.assert_array_equal(b.grad, sequential_product(A.T, G))

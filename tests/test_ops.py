@@ -838,6 +838,22 @@ def test_broadcasting_op_matches_numpy_and_reduces_grads_to_input_shapes(name, s
     np.testing.assert_allclose(nb.grad, sum_to_shape(full_b, sb), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("big,small", [((128, 8), (1, 8)), ((128, 8), (8,)), ((5, 1, 3), (1, 1, 3)),
+                                       ((4, 6, 3), (6, 3)), ((3, 4, 2), (1, 4, 2)), ((0, 3), (1, 3))])
+def test_a_bias_gradient_sums_each_element_in_double_row_after_row(big, small, dtype):
+    """The gradient of an operand broadcast along leading axes only (a bias) is, bit for bit, each
+    element's sum in double over the rows in order, rounded once (the general path's order too)."""
+    rng = np.random.default_rng(len(big) * 10 + big[-1])
+    G = rng.standard_normal(big).astype(dtype)
+    x, b = vg.TensorNode(np.zeros(big, dtype)), vg.TensorNode(np.zeros(small, dtype))
+    (x + b).backward(G)
+    acc = np.zeros(int(np.prod(small)))
+    for row in G.astype(np.float64).reshape(-1, acc.size):
+        acc = acc + row
+    np.testing.assert_array_equal(b.grad, acc.reshape(small).astype(dtype))
+
+
 @pytest.mark.parametrize("name", sorted(BROADCASTING))
 @given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
        seed=st.integers(0, 2**32 - 1))
