@@ -21,7 +21,7 @@ namespace {
 // malloc and rounding up costs nothing measurable; posix_memalign costs about 60 ns a call.
 constexpr size_t kAlign = 64;
 
-// Large blocks come in size classes of four steps per power of two (at most 25% unused), so that a
+// Cached blocks come in size classes of four steps per power of two (at most 25% unused), so that a
 // block freed by one step fits the same tensor in the next, and shapes that differ a little share.
 size_t size_class(size_t bytes) {
     size_t top = 1;

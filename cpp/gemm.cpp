@@ -115,31 +115,31 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
 // plain loops: Eigen's general product packs its operands and sets up blocks first, which cost more
 // than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums its k products in
 // order, from 0, a multiply and an add each, so the bits do not depend on the loops' shape: they
-// equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_ops.py).
+// equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_blas.py).
 //
 // C is computed in tiles of R x L sums held in registers through the whole of k (sums kept in
-// memory would wait on their own store at each p). L runs along the longer side of C, over a copy
-// of the operand it reads along that side when that one is not laid out so.
+// memory would wait on their own store at each p): R values of one operand, x, read one at a time,
+// times L contiguous values of the other, y. C's rows are the tiles' rows (x = A, y = B) or its
+// columns (C^T = B^T A^T: x = B, y = A), whichever costs less; y is copied, in rows padded to whole
+// tiles with zeros, unless it is laid out so already.
 template <class T>
 struct SmallProduct {
     static constexpr int R = 4, L = 32 / sizeof(T);  // 8 of SSE2's 16 vector registers hold the sums
-    const T* x;       // x(r, p): the operand read one value at a time,
-    bool xt;          // at x[p * ldx + r] if xt, else at x[r * ldx + p]
-    int64_t ldx;
-    const T* y;       // y(p, l) at y[p * ldy + l]: the operand read along l
+    const T* x;  // x(r, p) at x[r * xr + p * xp]
+    int64_t xr, xp;
+    const T* y;  // y(p, l) at y[p * ldy + l], whole tiles wide
     int64_t ldy, k;
 
-    // The sums of rows r0 .. r0 + nr and elements l0 .. l0 + nl (nr <= R, nl <= L) into t.
-    template <int NR, int NL>
-    void tile(int64_t r0, int64_t l0, int nr, int nl, T (&t)[R][L]) const {
-        const int rs = NR ? NR : nr, ls = NL ? NL : nl;  // compile-time sizes for the full tiles
-        for (int r = 0; r < R; ++r)
+    template <int NR>
+    void tile(int64_t r0, int64_t l0, T (&t)[R][L]) const {
+        for (int r = 0; r < NR; ++r)
             for (int l = 0; l < L; ++l) t[r][l] = T(0);
+        const T* xs = x + r0 * xr;
         for (int64_t p = 0; p < k; ++p) {
             const T* yp = y + p * ldy + l0;
-            for (int r = 0; r < rs; ++r) {
-                const T xr = xt ? x[p * ldx + r0 + r] : x[(r0 + r) * ldx + p];
-                for (int l = 0; l < ls; ++l) t[r][l] += xr * yp[l];
+            for (int r = 0; r < NR; ++r) {
+                const T v = xs[r * xr + p * xp];
+                for (int l = 0; l < L; ++l) t[r][l] += v * yp[l];
             }
         }
     }
@@ -150,33 +150,59 @@ void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
                 int64_t ldb, T beta, T* c, int64_t ldc) {
     using P = SmallProduct<T>;
     constexpr int R = P::R, L = P::L;
-    // Along rows of C (l = j) when n >= m; else along its columns (l = i): C^T = B^T A^T is the
-    // same product with the operands' roles swapped.
-    const bool by_rows = n >= m;
+    const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
+    // Work of each way: the padded tiles' multiply-adds, and the copy of y when y needs one.
+    const auto copy = [&](bool along_p, int64_t len) { return along_p || len % L ? k * up(len, L) : 0; };
+    const int64_t by_rows_work = up(m, R) * up(n, L) * k + copy(tb, n);
+    const int64_t by_cols_work = up(n, R) * up(m, L) * k + copy(!ta, m);
+    const bool by_rows = by_rows_work <= by_cols_work;
     const int64_t rows = by_rows ? m : n, len = by_rows ? n : m;
-    P prod{by_rows ? a : b, by_rows ? ta : !tb, by_rows ? lda : ldb, by_rows ? b : a, by_rows ? ldb : lda, k};
-    std::vector<T> packed;
-    if (by_rows ? tb : !ta) {  // y is stored along p: copy it to k x len
-        packed.resize(static_cast<size_t>(k * len));
-        for (int64_t l = 0; l < len; ++l)
-            for (int64_t p = 0; p < k; ++p) packed[p * len + l] = prod.y[l * prod.ldy + p];
-        prod.y = packed.data();
-        prod.ldy = len;
+    P prod;
+    prod.k = k;
+    if (by_rows) {  // x(r, p) = A(i, p), y(p, l) = B(p, j)
+        prod.x = a, prod.xr = ta ? 1 : lda, prod.xp = ta ? lda : 1;
+    } else {  // x(r, p) = B(p, j), y(p, l) = A(i, p)
+        prod.x = b, prod.xr = tb ? ldb : 1, prod.xp = tb ? 1 : ldb;
     }
-    // c(i, j) of sum (r, l): row r, element l along rows; transposed along columns.
+    const T* y = by_rows ? b : a;
+    const bool y_along_p = by_rows ? tb : !ta;  // y(p, l) at y[l * ldy + p]
+    const int64_t ldy = by_rows ? ldb : lda;
+    constexpr int64_t kStack = 4096;
+    T stack[kStack];
+    std::vector<T> heap;
+    if (copy(y_along_p, len)) {
+        const int64_t width = up(len, L);
+        T* packed = stack;
+        if (k * width > kStack) {
+            heap.resize(static_cast<size_t>(k * width));
+            packed = heap.data();
+        }
+        for (int64_t p = 0; p < k; ++p) {
+            T* row = packed + p * width;
+            if (y_along_p) {
+                for (int64_t l = 0; l < len; ++l) row[l] = y[l * ldy + p];
+            } else {
+                std::copy(y + p * ldy, y + p * ldy + len, row);
+            }
+            std::fill(row + len, row + width, T(0));
+        }
+        prod.y = packed, prod.ldy = width;
+    } else {
+        prod.y = y, prod.ldy = ldy;
+    }
+    // c(i, j) of sum (r, l): row r, element l by rows; transposed by columns.
     const int64_t rstep = by_rows ? ldc : 1, lstep = by_rows ? 1 : ldc;
     T t[R][L];
     for (int64_t r0 = 0; r0 < rows; r0 += R) {
         const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
         for (int64_t l0 = 0; l0 < len; l0 += L) {
+            switch (nr) {  // compile-time heights, so that the sums stay in registers
+                case 4: prod.template tile<4>(r0, l0, t); break;
+                case 3: prod.template tile<3>(r0, l0, t); break;
+                case 2: prod.template tile<2>(r0, l0, t); break;
+                default: prod.template tile<1>(r0, l0, t); break;
+            }
             const int nl = static_cast<int>(std::min<int64_t>(L, len - l0));
-            // Compile-time sizes for whole widths, so that the sums stay in registers (C with 1-3
-            // rows or columns is common: the gradients of a layer with a few units).
-            if (nl < L) prod.template tile<0, 0>(r0, l0, nr, nl, t);
-            else if (nr == 4) prod.template tile<4, L>(r0, l0, nr, nl, t);
-            else if (nr == 3) prod.template tile<3, L>(r0, l0, nr, nl, t);
-            else if (nr == 2) prod.template tile<2, L>(r0, l0, nr, nl, t);
-            else prod.template tile<1, L>(r0, l0, nr, nl, t);
             for (int r = 0; r < nr; ++r) {
                 T* cr = c + (r0 + r) * rstep + l0 * lstep;
                 if (beta == T(0)) {

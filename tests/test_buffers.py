@@ -61,10 +61,16 @@ def test_sizes_share_a_class_of_at_most_a_quarter_more():
     del z
 
 
-def test_small_buffers_stay_with_malloc():
-    y = engine_tensor(64 * 1024)
+def test_buffers_under_1_kib_stay_with_malloc_and_from_1_kib_are_kept():
+    y = engine_tensor(512)
     del y
     assert held() == 0
+    y = engine_tensor(1024)
+    del y
+    assert held() == 1024
+    z = engine_tensor(1024)
+    assert held() == 0
+    del z
 
 
 def test_the_limit_bounds_what_is_kept_and_lowering_it_frees_the_excess():

@@ -119,12 +119,13 @@ def set_gemm_backend(name):
 
 
 def set_buffer_cache_limit(megabytes):
-    """Keep at most this many MiB of freed large tensor buffers (128 KiB or more) for reuse.
+    """Keep at most this many MiB of freed tensor buffers (1 KiB or more) for reuse.
 
-    A training step frees and allocates the same large buffers every time; malloc gives large
-    blocks fresh pages from the kernel, and touching each page then costs a page fault (a (128,
-    3136) float32 ``x * x`` forward and backward took 5 ms instead of 0.8). Freed blocks are
-    therefore kept, by size class (at most 25% larger than asked), and reused. The default is 512,
+    A training step frees and allocates the same buffers every time; malloc gives large blocks
+    fresh pages from the kernel, and touching each page then costs a page fault (a (128, 3136)
+    float32 ``x * x`` forward and backward took 5 ms instead of 0.8), and serves blocks of a few
+    KiB through its slower paths (10% of a small replayed step). Freed blocks are therefore kept,
+    by size class (at most 25% larger than asked), and reused. The default is 512,
     or ``TAPEGRAD_BUFFER_CACHE_MB`` at import; 0 turns the cache off (each block goes back to
     malloc, as AddressSanitizer builds do by default). Lowering the limit frees the excess at once.
     """
