@@ -1,6 +1,7 @@
 #include "gemm.h"
 
 #include "fpmode.h"
+#include "isa.h"
 #include "parallel.h"
 
 #include <dlfcn.h>
@@ -111,111 +112,13 @@ void eigen_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
         alpha * Strided<T>(a, m, k, Eigen::OuterStride<>(lda)) * Strided<T>(b, k, n, Eigen::OuterStride<>(ldb));
 }
 
-// The tiny products (below kBlasMinWork multiply-adds: a layer of a few units on a batch, say) as
-// plain loops: Eigen's general product packs its operands and sets up blocks first, which cost more
-// than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums its k products in
-// order, from 0, a multiply and an add each, so the bits do not depend on the loops' shape: they
-// equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_blas.py).
-//
-// C is computed in tiles of R x L sums held in registers through the whole of k (sums kept in
-// memory would wait on their own store at each p): R values of one operand, x, read one at a time,
-// times L contiguous values of the other, y. C's rows are the tiles' rows (x = A, y = B) or its
-// columns (C^T = B^T A^T: x = B, y = A), whichever costs less; y is copied, in rows padded to whole
-// tiles with zeros, unless it is laid out so already.
-template <class T>
-struct SmallProduct {
-    static constexpr int R = 4, L = 32 / sizeof(T);  // 8 of SSE2's 16 vector registers hold the sums
-    const T* x;  // x(r, p) at x[r * xr + p * xp]
-    int64_t xr, xp;
-    const T* y;  // y(p, l) at y[p * ldy + l], whole tiles wide
-    int64_t ldy, k;
-
-    template <int NR>
-    void tile(int64_t r0, int64_t l0, T (&t)[R][L]) const {
-        for (int r = 0; r < NR; ++r)
-            for (int l = 0; l < L; ++l) t[r][l] = T(0);
-        const T* xs = x + r0 * xr;
-        for (int64_t p = 0; p < k; ++p) {
-            const T* yp = y + p * ldy + l0;
-            for (int r = 0; r < NR; ++r) {
-                const T v = xs[r * xr + p * xp];
-                for (int l = 0; l < L; ++l) t[r][l] += v * yp[l];
-            }
-        }
-    }
-};
-
-template <class T>
-void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
-                int64_t ldb, T beta, T* c, int64_t ldc) {
-    using P = SmallProduct<T>;
-    constexpr int R = P::R, L = P::L;
-    const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
-    // Work of each way: the padded tiles' multiply-adds, and the copy of y when y needs one.
-    const auto copy = [&](bool along_p, int64_t len) { return along_p || len % L ? k * up(len, L) : 0; };
-    const int64_t by_rows_work = up(m, R) * up(n, L) * k + copy(tb, n);
-    const int64_t by_cols_work = up(n, R) * up(m, L) * k + copy(!ta, m);
-    const bool by_rows = by_rows_work <= by_cols_work;
-    const int64_t rows = by_rows ? m : n, len = by_rows ? n : m;
-    P prod;
-    prod.k = k;
-    if (by_rows) {  // x(r, p) = A(i, p), y(p, l) = B(p, j)
-        prod.x = a, prod.xr = ta ? 1 : lda, prod.xp = ta ? lda : 1;
-    } else {  // x(r, p) = B(p, j), y(p, l) = A(i, p)
-        prod.x = b, prod.xr = tb ? ldb : 1, prod.xp = tb ? 1 : ldb;
-    }
-    const T* y = by_rows ? b : a;
-    const bool y_along_p = by_rows ? tb : !ta;  // y(p, l) at y[l * ldy + p]
-    const int64_t ldy = by_rows ? ldb : lda;
-    constexpr int64_t kStack = 4096;
-    T stack[kStack];
-    std::vector<T> heap;
-    if (copy(y_along_p, len)) {
-        const int64_t width = up(len, L);
-        T* packed = stack;
-        if (k * width > kStack) {
-            heap.resize(static_cast<size_t>(k * width));
-            packed = heap.data();
-        }
-        for (int64_t p = 0; p < k; ++p) {
-            T* row = packed + p * width;
-            if (y_along_p) {
-                for (int64_t l = 0; l < len; ++l) row[l] = y[l * ldy + p];
-            } else {
-                std::copy(y + p * ldy, y + p * ldy + len, row);
-            }
-            std::fill(row + len, row + width, T(0));
-        }
-        prod.y = packed, prod.ldy = width;
-    } else {
-        prod.y = y, prod.ldy = ldy;
-    }
-    // c(i, j) of sum (r, l): row r, element l by rows; transposed by columns.
-    const int64_t rstep = by_rows ? ldc : 1, lstep = by_rows ? 1 : ldc;
-    T t[R][L];
-    for (int64_t r0 = 0; r0 < rows; r0 += R) {
-        const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
-        for (int64_t l0 = 0; l0 < len; l0 += L) {
-            switch (nr) {  // compile-time heights, so that the sums stay in registers
-                case 4: prod.template tile<4>(r0, l0, t); break;
-                case 3: prod.template tile<3>(r0, l0, t); break;
-                case 2: prod.template tile<2>(r0, l0, t); break;
-                default: prod.template tile<1>(r0, l0, t); break;
-            }
-            const int nl = static_cast<int>(std::min<int64_t>(L, len - l0));
-            for (int r = 0; r < nr; ++r) {
-                T* cr = c + (r0 + r) * rstep + l0 * lstep;
-                if (beta == T(0)) {
-                    for (int l = 0; l < nl; ++l) cr[l * lstep] = alpha * t[r][l];
-                } else {
-                    for (int l = 0; l < nl; ++l) cr[l * lstep] = beta * cr[l * lstep] + alpha * t[r][l];
-                }
-            }
-        }
-    }
-}
-
 }  // namespace
+
+// The chosen instruction-set copy's loops for the tiny products (small_gemm.cpp).
+template <class T> auto small_product() {
+    if constexpr (sizeof(T) == 4) return small_products().f32;
+    else return small_products().f64;
+}
 
 template <class T>
 void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
@@ -233,7 +136,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
         return;
     }
     if (k > 0 && m * n * k < kBlasMinWork)
-        small_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        small_product<T>()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         eigen_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }

@@ -19,18 +19,21 @@ namespace tg {
 namespace x86_64_v4 {
 std::vector<OpDef> op_rows();
 OptimUpdates optim_updates();
+SmallProducts small_products();
 }  // namespace x86_64_v4
 #endif
 #ifdef TG_HAVE_X86_64_V3
 namespace x86_64_v3 {
 std::vector<OpDef> op_rows();
 OptimUpdates optim_updates();
+SmallProducts small_products();
 }  // namespace x86_64_v3
 #endif
 #ifdef TG_HAVE_X86_64_V2
 namespace x86_64_v2 {
 std::vector<OpDef> op_rows();
 OptimUpdates optim_updates();
+SmallProducts small_products();
 }  // namespace x86_64_v2
 #endif
 
@@ -41,6 +44,7 @@ struct Copy {
     bool (*runs_here)();
     std::vector<OpDef> (*op_rows)();
     OptimUpdates (*optim_updates)();
+    SmallProducts (*small_products)();
 };
 
 // __builtin_cpu_supports also checks that the OS saves the wider registers. GCC 12 knows the
@@ -58,18 +62,18 @@ const std::vector<Copy>& copies() {
 #ifdef TG_HAVE_X86_64_V4
         {"x86-64-v4",
          [] { return TG_RUNS("x86-64-v4", TG_HAS("avx512f") && TG_HAS("avx512bw") && TG_HAS("avx512dq") && TG_HAS("avx512vl")); },
-         x86_64_v4::op_rows, x86_64_v4::optim_updates},
+         x86_64_v4::op_rows, x86_64_v4::optim_updates, x86_64_v4::small_products},
 #endif
 #ifdef TG_HAVE_X86_64_V3
         {"x86-64-v3",
          [] { return TG_RUNS("x86-64-v3", TG_HAS("avx2") && TG_HAS("fma") && TG_HAS("bmi") && TG_HAS("bmi2")); },
-         x86_64_v3::op_rows, x86_64_v3::optim_updates},
+         x86_64_v3::op_rows, x86_64_v3::optim_updates, x86_64_v3::small_products},
 #endif
 #ifdef TG_HAVE_X86_64_V2
         {"x86-64-v2", [] { return TG_RUNS("x86-64-v2", TG_HAS("sse4.2") && TG_HAS("popcnt")); }, x86_64_v2::op_rows,
-         x86_64_v2::optim_updates},
+         x86_64_v2::optim_updates, x86_64_v2::small_products},
 #endif
-        {TG_BASELINE_NAME, [] { return true; }, baseline::op_rows, baseline::optim_updates},
+        {TG_BASELINE_NAME, [] { return true; }, baseline::op_rows, baseline::optim_updates, baseline::small_products},
     };
     return all;
 }
@@ -103,6 +107,11 @@ const Copy& chosen() {
 const std::vector<OpDef>& op_table() {
     static const std::vector<OpDef> table = chosen().op_rows();
     return table;
+}
+
+const SmallProducts& small_products() {
+    static const SmallProducts products = chosen().small_products();
+    return products;
 }
 
 const OptimUpdates& optim_updates() {

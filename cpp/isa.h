@@ -5,6 +5,7 @@
 // in it is private to it. isa.cpp picks one copy at import, the best this CPU runs.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,13 +25,25 @@ struct OptimUpdates {
     decltype(&rmsprop_update) rmsprop;
 };
 
+// The loops of the tiny matrix products of one copy: gemm() without the BLAS (gemm.h).
+template <class T>
+using SmallGemm = void (*)(bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t, const T*, int64_t, T, T*,
+                           int64_t);
+struct SmallProducts {
+    SmallGemm<float> f32;
+    SmallGemm<double> f64;
+};
+
 namespace TG_ISA {
-std::vector<OpDef> op_rows();   // registry.cpp: the op table with this copy's kernels
-OptimUpdates optim_updates();   // optim.cpp
+std::vector<OpDef> op_rows();     // registry.cpp: the op table with this copy's kernels
+OptimUpdates optim_updates();     // optim.cpp
+SmallProducts small_products();   // small_gemm.cpp
 }  // namespace TG_ISA
 
-// The chosen copy's optimiser updates (op_table(), in registry.h, gives its op table).
+// The chosen copy's optimiser updates and small products (op_table(), in registry.h, gives its op
+// table).
 const OptimUpdates& optim_updates();
+const SmallProducts& small_products();
 // The instruction set of the chosen copy ("x86-64-v3", "x86-64", "native" ...), and of all copies
 // built in, best first.
 std::string kernel_isa();

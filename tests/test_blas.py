@@ -199,6 +199,39 @@ def test_every_kernel_copy_computes_what_numpy_does():
             assert name == isa and float(err) < (1e-5 if dtype == "float32" else 1e-12), line
 
 
+def test_every_kernel_copy_gives_the_same_bits_for_small_products_and_optimiser_steps():
+    """The small products' loops and the optimiser updates are compiled without contracting
+    multiply-adds into FMAs (the AVX2 copy has FMA; a precompiled header once turned contraction
+    back on): every copy this CPU runs gives the same bits."""
+    code = """
+        import hashlib, numpy as np, tapegrad as vg
+        rng = np.random.default_rng(1)
+        digest = hashlib.sha256()
+        for dt in (np.float32, np.float64):
+            x, w = vg.TensorNode(rng.standard_normal((37, 9)).astype(dt)), vg.TensorNode(rng.standard_normal((9, 13)).astype(dt))
+            for opt in (vg.optim.SGD([w], lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True),
+                        vg.optim.Adam([w], lr=0.01, weight_decay=0.1), vg.optim.RMSprop([w], lr=0.01, momentum=0.5)):
+                for _ in range(3):
+                    y = x @ w
+                    (y * y).sum().backward()
+                    opt.step()
+                    opt.zero_grad()
+                    digest.update(y.value.tobytes() + w.value.tobytes() + x.grad.tobytes())
+                    x.grad = None
+        print(vg._core.kernel_isa(), digest.hexdigest())
+    """
+    digests = {}
+    for isa in vg._core.kernel_isas():
+        try:
+            out, _ = run(code, TAPEGRAD_ISA=isa)
+        except AssertionError as e:
+            assert "lacks that instruction set" in str(e)
+            continue
+        name, digest = out.split()
+        digests[name] = digest
+    assert len(set(digests.values())) == 1, digests
+
+
 def test_an_unknown_kernel_copy_is_an_error_naming_the_ones_built():
     res = subprocess.run([sys.executable, "-c", "import tapegrad"], capture_output=True, text=True,
                          env=dict(os.environ, TAPEGRAD_ISA="pentium",
