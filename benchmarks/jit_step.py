@@ -2,6 +2,7 @@
 goes, eager and under vg.jit, beside PyTorch's step.
 
     python benchmarks/jit_step.py [--dtype float64] [--rounds 7] [--threads 1]
+    python benchmarks/jit_step.py --replays 2000    # only replays the step: for perf or valgrind
 
 Rows, each the median over rounds of the mean of many calls, the rounds interleaved:
 - the whole step as a user calls it (wrapping the batch, the step, loss.item()): tapegrad eager,
@@ -43,6 +44,9 @@ def main(argv=None):
     p.add_argument("--dtype", default="float64", choices=("float32", "float64"))
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--replays", type=int, default=0,
+                   help="only replay the recorded step this many times and print the time per replay (to "
+                        "profile: valgrind --tool=callgrind --toggle-collect='tg::jit::Program::run(*' ...)")
     args = p.parse_args(argv)
     dtype = np.dtype(args.dtype)
     vg.set_num_threads(args.threads)
@@ -52,6 +56,13 @@ def main(argv=None):
 
     eager = models.make_trainer("tapegrad", init, dtype, lr=1e-4, update="sgd")
     jitted = models.make_trainer("tapegrad", init, dtype, lr=1e-4, update="jit")
+    jitted.step(x, y), jitted.step(x, y)
+    program = next(iter(jitted.jitted._recordings.values())).program
+    node = vg.TensorNode(x, requires_grad=False)
+    if args.replays:
+        seconds = timeit.timeit(lambda: program.run([node, y]), number=args.replays)
+        print(f"{args.replays} replays of the synth step ({args.dtype}): {seconds / args.replays * 1e6:.1f} us each")
+        return
     cases = {"tapegrad eager step": lambda: eager.step(x, y), "tapegrad vg.jit step": lambda: jitted.step(x, y)}
     if models.torch_available():
         import torch
@@ -68,9 +79,6 @@ def main(argv=None):
                 torch.set_flush_denormal(False)
 
         cases["torch step, with flush-to-zero"] = flushed
-    jitted.step(x, y), jitted.step(x, y)
-    program = next(iter(jitted.jitted._recordings.values())).program
-    node = vg.TensorNode(x, requires_grad=False)
     cases["  replay alone (Program.run)"] = lambda: program.run([node, y])
     cases["  the jit wrapper around it"] = lambda: jitted.jitted(node, y)
 

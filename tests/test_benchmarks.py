@@ -176,3 +176,5 @@ def test_jit_trainer_gives_the_eager_trainers_losses_and_jit_step_prints_its_row
     jit_step.main(["--rounds", "1"])
     out = capsys.readouterr().out
     assert "| replay alone (Program.run) |" in out and "| replay of logsoftmax (128, 2), forward + backward |" in out
+    jit_step.main(["--replays", "3", "--dtype", "float32"])
+    assert capsys.readouterr().out.startswith("3 replays of the synth step (float32): ")
