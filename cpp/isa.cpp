@@ -97,29 +97,31 @@ const Copy& pick() {
                                 names + ")");
 }
 
-const Copy& chosen() {
-    static const Copy& c = pick();
+// What the chosen copy provides, all made at once: the module's import asks for the op table, so
+// nothing here is first made later, by one thread while another forks (a child would then wait
+// for good on the half-made static).
+struct Chosen {
+    const Copy& copy;
+    std::vector<OpDef> table;
+    OptimUpdates updates;
+    SmallProducts products;
+};
+
+const Chosen& chosen() {
+    static const Chosen c = [] {
+        const Copy& copy = pick();
+        return Chosen{copy, copy.op_rows(), copy.optim_updates(), copy.small_products()};
+    }();
     return c;
 }
 
 }  // namespace
 
-const std::vector<OpDef>& op_table() {
-    static const std::vector<OpDef> table = chosen().op_rows();
-    return table;
-}
+const std::vector<OpDef>& op_table() { return chosen().table; }
+const SmallProducts& small_products() { return chosen().products; }
+const OptimUpdates& optim_updates() { return chosen().updates; }
 
-const SmallProducts& small_products() {
-    static const SmallProducts products = chosen().small_products();
-    return products;
-}
-
-const OptimUpdates& optim_updates() {
-    static const OptimUpdates updates = chosen().optim_updates();
-    return updates;
-}
-
-std::string kernel_isa() { return chosen().isa; }
+std::string kernel_isa() { return chosen().copy.isa; }
 
 std::vector<std::string> kernel_isas() {
     std::vector<std::string> names;
