@@ -9,7 +9,6 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <stdexcept>
-#include <vector>
 
 namespace tg {
 
@@ -18,8 +17,8 @@ namespace {
 // CBLAS enums, fixed by the standard.
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
-// Below this many multiply-adds a BLAS call's fixed cost outweighs its speed: Eigen's small-matrix
-// product is faster for the tiny matrices of per-op use.
+// Below this many multiply-adds a BLAS call's fixed cost outweighs its speed: the loops of
+// small_gemm.cpp are faster for the tiny matrices of per-op use.
 constexpr int64_t kBlasMinWork = 32 * 32 * 32;
 
 // From this many multiply-adds (about 50 us on one core) a product is split over the engine's

@@ -23,11 +23,11 @@ constexpr int kVectorBytes = 16;
 typedef float Floats __attribute__((vector_size(kVectorBytes)));
 typedef double Doubles __attribute__((vector_size(kVectorBytes)));
 
-// gemm.cpp runs the tiny products (below 32^3 multiply-adds: a layer of a few units on a batch, say)
-// as these plain loops: Eigen's general product packs its operands and sets up blocks first, which cost more
-// than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums its k products in
-// order, from 0, a multiply and an add each, so the bits do not depend on the loops' shape: they
-// equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_blas.py).
+// gemm.cpp runs the tiny products (below 32^3 multiply-adds: a layer of a few units on a batch,
+// say) as these plain loops: Eigen's general product packs its operands and sets up blocks first,
+// which cost more than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums
+// its k products in order, from 0, a multiply and an add each, so the bits do not depend on the
+// loops' shape: they equal numpy's `acc = acc + a[:, p:p+1] * b[p:p+1]` over p (tests/test_blas.py).
 //
 // C is computed in tiles of R x L sums held in registers through the whole of k (sums kept in
 // memory would wait on their own store at each p): R values of one operand, x, read one at a time,

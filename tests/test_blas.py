@@ -173,6 +173,17 @@ def test_the_kernel_copy_in_use_is_one_of_those_built_and_the_best_this_cpu_runs
         assert vg._core.kernel_isa() == "x86-64-v3"
 
 
+def outputs_of_each_copy(code):
+    """(isa, stdout) of `code` run under each kernel copy built that this CPU runs (TAPEGRAD_ISA)."""
+    for isa in vg._core.kernel_isas():
+        try:
+            out, _ = run(code, TAPEGRAD_ISA=isa)
+        except AssertionError as e:
+            assert "lacks that instruction set" in str(e)
+            continue
+        yield isa, out
+
+
 def test_every_kernel_copy_computes_what_numpy_does():
     # The same small training computation under each copy this CPU runs, against numpy.
     code = """
@@ -188,12 +199,7 @@ def test_every_kernel_copy_computes_what_numpy_does():
             ref = (z - np.log(np.exp(z).sum(1, keepdims=True))).sum()
             print(vg._core.kernel_isa(), dt.__name__, abs(loss.item() - ref) / abs(ref))
     """
-    for isa in vg._core.kernel_isas():
-        try:
-            out, _ = run(code, TAPEGRAD_ISA=isa)
-        except AssertionError as e:
-            assert "lacks that instruction set" in str(e)
-            continue
+    for isa, out in outputs_of_each_copy(code):
         for line in out.splitlines():
             name, dtype, err = line.split()
             assert name == isa and float(err) < (1e-5 if dtype == "float32" else 1e-12), line
@@ -221,12 +227,7 @@ def test_every_kernel_copy_gives_the_same_bits_for_small_products_and_optimiser_
         print(vg._core.kernel_isa(), digest.hexdigest())
     """
     digests = {}
-    for isa in vg._core.kernel_isas():
-        try:
-            out, _ = run(code, TAPEGRAD_ISA=isa)
-        except AssertionError as e:
-            assert "lacks that instruction set" in str(e)
-            continue
+    for _, out in outputs_of_each_copy(code):
         name, digest = out.split()
         digests[name] = digest
     assert len(set(digests.values())) == 1, digests
