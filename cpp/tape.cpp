@@ -48,6 +48,9 @@ void for_each_saved(const OpNode& op, F&& f) {
 }
 
 void remember_versions(OpNode& op) {
+    size_t saved = 0;
+    for_each_saved(op, [&](const Tensor&, bool, size_t) { ++saved; });
+    if (saved) op.versions.reserve(saved);  // one allocation, or none for an op that saves nothing
     for_each_saved(op, [&](const Tensor& t, bool, size_t) { op.versions.push_back(t.version()); });
 }
 
@@ -71,19 +74,22 @@ std::string grad_error(const OpNode& op, size_t i, const Tensor& g, const Tensor
 }  // namespace
 
 Node::~Node() {
-    if (!source) return;
-    std::vector<OpNodePtr> stack;
-    stack.push_back(std::move(source));
-    while (!stack.empty()) {
-        OpNodePtr op = std::move(stack.back());
-        stack.pop_back();
-        if (op.use_count() != 1) continue;  // still held elsewhere: dropping our reference frees nothing
-        // Take the sources of inputs that die with this op, so their destructors have nothing to recurse into.
-        for (auto& in : op->inputs) {
-            long held_here = 0;
-            for (auto& other : op->inputs) held_here += other == in;
-            if (in->source && in.use_count() == held_here) stack.push_back(std::move(in->source));
+    if (!source || source.use_count() != 1) return;  // no op, or one held elsewhere: nothing to tear down
+    std::vector<OpNodePtr> stack;  // allocated only when an input's op dies too
+    OpNodePtr op = std::move(source);
+    while (op) {
+        if (op.use_count() == 1) {  // else still held elsewhere: dropping our reference frees nothing
+            // Take the sources of inputs that die with this op, so their destructors have nothing to recurse into.
+            for (auto& in : op->inputs) {
+                long held_here = 0;
+                for (auto& other : op->inputs) held_here += other == in;
+                if (in->source && in.use_count() == held_here) stack.push_back(std::move(in->source));
+            }
         }
+        op.reset();
+        if (stack.empty()) break;
+        op = std::move(stack.back());
+        stack.pop_back();
     }
 }
 
@@ -125,6 +131,7 @@ void run_forward(int op, Call& c) {
         if (t.dtype() != dt) t = t.to(dt);
     std::vector<Shape> shapes = def.shape(c);
     c.out.clear();
+    c.out.reserve(shapes.size());
     if (!def.forward) {
         c.out.push_back(c.in[0].view(shapes[0]));
     } else {
@@ -158,6 +165,7 @@ static bool any_torch(const std::vector<NodePtr>& inputs) {
 static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tensor>& outputs, bool record, bool torch) {
     std::vector<NodePtr> nodes;
     nodes.reserve(outputs.size());
+    if (record) op->outputs.reserve(outputs.size());
     for (const auto& t : outputs) {
         auto n = std::make_shared<Node>(t, record);
         n->torch = torch;
@@ -177,7 +185,7 @@ static bool should_record(const std::vector<NodePtr>& inputs) {
     return false;
 }
 
-std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
+std::vector<NodePtr> apply(int op, std::vector<NodePtr> inputs, Attrs attrs) {
     const bool rec = op_table()[static_cast<size_t>(op)].backward && should_record(inputs);
     Call local;
     auto node = rec ? std::make_shared<OpNode>() : nullptr;
@@ -186,13 +194,14 @@ std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs att
     for (const auto& n : inputs) call.in.push_back(n->value);
     call.attrs = std::move(attrs);
     run_forward(op, call);
+    const bool torch = any_torch(inputs);
     if (rec) {
         node->op = op;
-        node->inputs = inputs;
+        node->inputs = std::move(inputs);  // the op node keeps the caller's vector
         remember_versions(*node);
     }
-    std::vector<NodePtr> outputs = connect(node, call.out, rec, any_torch(inputs));
-    if (jit::Recorder* r = jit::recording()) r->applied(op, inputs, call.attrs, outputs);
+    std::vector<NodePtr> outputs = connect(node, call.out, rec, torch);
+    if (jit::Recorder* r = jit::recording()) r->applied(op, rec ? node->inputs : inputs, call.attrs, outputs);
     return outputs;
 }
 

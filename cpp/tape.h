@@ -86,8 +86,9 @@ void run_forward(int op, Call& call);
 // Runs a native op's backward for a Call from run_forward (all input gradients wanted).
 std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads);
 
-// Applies a native op to nodes, recording an OpNode when grad mode is on and an input requires grad.
-std::vector<NodePtr> apply(int op, const std::vector<NodePtr>& inputs, Attrs attrs);
+// Applies a native op to nodes, recording an OpNode when grad mode is on and an input requires grad
+// (the OpNode keeps `inputs`: a caller that is done with its vector moves it in).
+std::vector<NodePtr> apply(int op, std::vector<NodePtr> inputs, Attrs attrs);
 // Records an op computed outside the engine, whose outputs are `outputs`.
 std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
                             std::vector<Tensor> outputs);

@@ -233,6 +233,22 @@ def test_numpy_array_on_the_left_defers_to_the_node_operators():
     np.testing.assert_allclose(x.grad, array.T @ np.ones((2, 2)))
 
 
+class Weight(vg.TensorNode):
+    """A Python subclass, as course code writes (a named parameter, say)."""
+
+
+def test_a_subclass_of_tensornode_is_a_node_wherever_the_engine_takes_one():
+    w, x = Weight(randn(2, 2)), vg.TensorNode(randn(2, 2, seed=1))
+    for out, value in [(w + x, w.value + x.value), (x - w, x.value - w.value), (2.0 * w, 2.0 * w.value),
+                       (w @ x, w.value @ x.value), (vg.sigmoid(w), 1 / (1 + np.exp(-w.value)))]:
+        np.testing.assert_allclose(out.value, value, rtol=1e-12, atol=1e-15)
+        assert out.source.inputs[0] is w or out.source.inputs[-1] is w  # the subclass object itself, not a copy
+    (w * x).sum().backward(gradient=Weight(np.array(2.0)))  # a gradient given as a node
+    np.testing.assert_allclose(w.grad, 2 * x.value, rtol=1e-15)
+    with pytest.raises(TypeError, match="value must be an array, not a TensorNode"):
+        vg.TensorNode(w)
+
+
 def test_matmul_method_and_operator_agree():
     a, b = vg.TensorNode(randn(2, 3, seed=1)), vg.TensorNode(randn(3, 4, seed=2))
     np.testing.assert_array_equal(a.matmul(b).value, (a @ b).value)

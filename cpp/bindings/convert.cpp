@@ -128,8 +128,21 @@ Tensor to_index(py::handle obj, const std::string& op) {
     return t;
 }
 
+namespace {
+PyTypeObject* node_class = nullptr;  // set at import, before any call can need it; never freed
+}  // namespace
+
+void remember_node_class(py::handle cls) {
+    node_class = reinterpret_cast<PyTypeObject*>(cls.inc_ref().ptr());
+}
+
+NodePtr node_or_null(py::handle obj) {
+    if (node_class ? !PyObject_TypeCheck(obj.ptr(), node_class) : !py::isinstance<Node>(obj)) return nullptr;
+    return obj.cast<NodePtr>();
+}
+
 NodePtr as_node(py::handle obj, const Node& like, const char* op) {
-    if (py::isinstance<Node>(obj)) return obj.cast<NodePtr>();
+    if (NodePtr n = node_or_null(obj)) return n;
     Tensor t;
     // Python numbers are "weak": they take the dtype of the node they meet (x * 0.5 stays float32).
     // numpy scalars (np.float64 subclasses float) are strong, as in numpy 2.

@@ -9,7 +9,7 @@ namespace tg {
 
 const OpDef& def_of(int op);  // row `op` of the op table (IndexError beyond it)
 // tg::apply with the GIL released for large inputs, remembering the Python stack in anomaly mode.
-std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs);
+std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs);
 // One node as itself, several as a list.
 pybind11::object nodes_out(const std::vector<NodePtr>& nodes);
 // The inputs of op `def` as nodes: TypeError naming the op for anything that is not a TensorNode.

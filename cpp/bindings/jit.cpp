@@ -15,7 +15,7 @@ using namespace py_convert;
 // The TensorNodes among the arguments, by position (null elsewhere).
 std::vector<NodePtr> argument_nodes(const py::sequence& args) {
     std::vector<NodePtr> nodes;
-    for (auto a : args) nodes.push_back(py::isinstance<Node>(a) ? a.cast<NodePtr>() : nullptr);
+    for (auto a : args) nodes.push_back(node_or_null(a));
     return nodes;
 }
 
@@ -35,7 +35,7 @@ py::list run(jit::Program& p, const py::sequence& args) {
         if (c.arg >= static_cast<int>(py::len(args)))
             throw std::invalid_argument("vg.jit: a replay got " + std::to_string(py::len(args)) + " argument(s)");
         py::object a = args[static_cast<size_t>(c.arg)];
-        if (py::isinstance<Node>(a)) a = to_numpy(a.cast<NodePtr>()->value, false);  // its value read as an array
+        if (const NodePtr n = node_or_null(a)) a = to_numpy(n->value, false);  // its value read as an array
         switch (c.how) {
             case jit::Conversion::value: converted.push_back(to_tensor(a, "vg.jit", c.share)); break;
             case jit::Conversion::index: converted.push_back(to_index(a, "vg.jit")); break;

@@ -69,13 +69,13 @@ void remember_trace(const std::vector<NodePtr>& outputs) {
 
 }  // namespace
 
-std::vector<NodePtr> apply_op(int op, const std::vector<NodePtr>& inputs, Attrs attrs) {
+std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs) {
     std::vector<NodePtr> out;
     if (large(inputs)) {
         py::gil_scoped_release nogil;
-        out = tg::apply(op, inputs, std::move(attrs));
+        out = tg::apply(op, std::move(inputs), std::move(attrs));
     } else {
-        out = tg::apply(op, inputs, std::move(attrs));
+        out = tg::apply(op, std::move(inputs), std::move(attrs));
     }
     remember_trace(out);
     return out;
@@ -90,10 +90,11 @@ std::vector<NodePtr> node_inputs(const OpDef& def, py::handle inputs) {
     std::vector<NodePtr> nodes;
     size_t i = 0;
     for (auto x : inputs) {
-        if (!py::isinstance<Node>(x))
+        NodePtr n = node_or_null(x);
+        if (!n)
             throw DTypeError(std::string(def.name) + ": all inputs must be TensorNodes; input " + std::to_string(i) +
                              " is " + type_name(x) + " (constants go in as keyword arguments)");
-        nodes.push_back(x.cast<NodePtr>());
+        nodes.push_back(std::move(n));
         ++i;
     }
     return nodes;
@@ -110,13 +111,17 @@ py::object& integer_operator() {
 
 // self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
 NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
-    if (!is_float(self->value.dtype()) ||
-        (py::isinstance<Node>(other) && !is_float(other.cast<NodePtr>()->value.dtype()))) {
+    NodePtr o = node_or_null(other);
+    if (!is_float(self->value.dtype()) || (o && !is_float(o->value.dtype()))) {
         if (!integer_operator()) throw DTypeError(std::string(def_of(op).name) + ": the operands must be float tensors");
         return integer_operator()(op, self, other, reflected).cast<NodePtr>();
     }
-    NodePtr o = as_node(other, *self, def_of(op).name);
-    NodePtr r = apply_op(op, reflected ? std::vector<NodePtr>{o, self} : std::vector<NodePtr>{self, o}, {})[0];
+    if (!o) o = as_node(other, *self, def_of(op).name);
+    std::vector<NodePtr> inputs;  // (not a braced list: its elements would be copied, not moved)
+    inputs.reserve(2);
+    inputs.push_back(reflected ? std::move(o) : self);
+    inputs.push_back(reflected ? self : std::move(o));
+    NodePtr r = std::move(apply_op(op, std::move(inputs), {})[0]);
     if (r->torch && !def_of(op).backward) r->value = r->value.to(DType::b8);  // PyTorch's comparisons give bools
     return r;
 }
@@ -251,6 +256,7 @@ void bind_nodes(py::module_& m) {
     py::class_<OpNode, OpNodePtr> op_node(m, "OpNode", "One application of an op in the graph (a diamond node).");
     py::class_<Node, NodePtr> node(m, "TensorNode", py::dynamic_attr(),
                                    "A value in the computation graph, linked to the op that produced it.");
+    remember_node_class(node);
     op_node
         .def_property_readonly(
             "op",
@@ -291,7 +297,7 @@ void bind_nodes(py::module_& m) {
         .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; }, "OpNode[op class name].");
 
     node.def(py::init([](py::object value, py::object source, py::object name, bool requires_grad) {
-                 if (py::isinstance<Node>(value))
+                 if (node_or_null(value))
                      throw DTypeError("TensorNode: value must be an array, not a TensorNode (use its .value)");
                  if (!source.is_none())
                      throw std::invalid_argument("TensorNode: source is set by ops; create leaves with source=None");
@@ -366,7 +372,8 @@ void bind_nodes(py::module_& m) {
                 jit::refuse("assigns a gradient (.grad = ...)", "");
                 // A tensor assigned as the gradient is kept as it is, as PyTorch does (p.grad = t; t.zero_()
                 // then zeros p.grad); arrays are copied.
-                Tensor t = py::isinstance<Node>(g) ? g.cast<NodePtr>()->value : to_tensor(g, "TensorNode.grad", false);
+                const NodePtr gn = node_or_null(g);
+                Tensor t = gn ? gn->value : to_tensor(g, "TensorNode.grad", false);
                 if (t.shape() != n.value.shape())
                     throw std::invalid_argument("TensorNode.grad: gradient of shape " + shape_str(t.shape()) +
                                                 " does not match value of shape " + shape_str(n.value.shape()));
@@ -462,9 +469,10 @@ void bind_nodes(py::module_& m) {
             "backward",
             [](const NodePtr& n, py::object gradient, py::object retain_graph) {
                 Tensor seed;
-                if (!gradient.is_none())
-                    seed = py::isinstance<Node>(gradient) ? gradient.cast<NodePtr>()->value
-                                                          : to_tensor(gradient, "backward", false);
+                if (!gradient.is_none()) {
+                    const NodePtr gn = node_or_null(gradient);
+                    seed = gn ? gn->value : to_tensor(gradient, "backward", false);
+                }
                 if (n->torch && !n->requires_grad)
                     throw GraphError("backward: this tensor does not require grad and has no grad_fn (no input of the "
                                      "ops that made it requires grad, or it was made under no_grad)");
@@ -514,7 +522,7 @@ void bind_nodes(py::module_& m) {
         "unary_method",
         [](int op, const char* name) {
             def_of(op);
-            return py::cpp_function([op](const NodePtr& a) { return apply_op(op, {a}, {})[0]; }, py::name(name),
+            return py::cpp_function([op](const NodePtr& a) { return std::move(apply_op(op, {a}, {})[0]); }, py::name(name),
                                     py::is_method(py::type::of<Node>()));
         },
         py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
