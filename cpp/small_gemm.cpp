@@ -75,9 +75,24 @@ struct SmallProduct {
     }
 };
 
+// Up to this many multiply-adds (a 4 x 4 by 4 x 4 product), copying an operand into padded tiles
+// costs more than the arithmetic: 2 x 2 by 2 x 2 took 460 instructions through the tiles.
+constexpr int64_t kScalarMax = 64;
+
 template <class T>
 void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T beta, T* c, int64_t ldc) {
+    if (m * n * k <= kScalarMax) {  // a few elements: the same sums one at a time, without tiles or copies
+        for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+                T sum = T(0);
+                for (int64_t p = 0; p < k; ++p)
+                    sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                T& cij = c[i * ldc + j];
+                cij = beta == T(0) ? alpha * sum : beta * cij + alpha * sum;
+            }
+        return;
+    }
     using P = SmallProduct<T>;
     constexpr int R = P::R, L = P::L;
     const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };

@@ -37,6 +37,10 @@ MatmulShapes matmul_shapes(const char* op, const Tensor& a, const Tensor& b) {
         throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a.shape()) + " and " +
                                     shape_str(b.shape()) + " do not align (" + std::to_string(s.k) +
                                     " != " + std::to_string(s.b[s.b.size() - 2]) + ")");
+    if (a.ndim() == 2 && b.ndim() == 2) {  // two matrices: no batch axes to broadcast
+        s.full = s.out = Shape{s.n, s.m};
+        return s;
+    }
     s.batch = broadcast_shape(Shape(s.a.begin(), s.a.end() - 2), Shape(s.b.begin(), s.b.end() - 2), op);
     s.full = s.batch;
     s.full.push_back(s.n);

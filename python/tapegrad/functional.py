@@ -49,10 +49,10 @@ def _summary(r):
 
 
 def _unary(r):
-    cls = getattr(ops, r.cls)
+    index, apply1, native = getattr(ops, r.cls)._index, _core.apply1, r.native  # looked up once, not per call
 
     def function(x):
-        return _core.apply1(cls._index, x if type(x) is TensorNode else _node(x, r.native))
+        return apply1(index, x if type(x) is TensorNode else _node(x, native))
 
     return function, f"{_summary(r)}\n\nx: a TensorNode (or an array or number, a constant); the result has its shape."
 
