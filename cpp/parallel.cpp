@@ -69,7 +69,9 @@ struct Pool {
     }
 };
 
-// Never destroyed: detached workers may still wait on its members while the process exits.
+// Never destroyed: detached workers may still wait on its members while the process exits. Made at
+// import (bindings/runtime.cpp sets the thread count), before any other thread: a fork while another
+// thread was making a function-local static would leave the child waiting on its guard for good.
 Pool& pool() {
     static Pool* p = [] {
         pthread_atfork(nullptr, nullptr, [] { pool().forked = true; });
