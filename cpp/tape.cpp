@@ -408,10 +408,13 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
 
     Pending pending{{root.get(), seed}};
     size_t step = 0;
+    std::vector<NodePtr> outs;  // these three are emptied op after op and keep their memory
+    std::vector<Tensor> grads;
+    std::vector<bool> need;
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
-        std::vector<NodePtr> outs;
-        std::vector<Tensor> grads;
+        outs.clear();  // (before anything counts references: the last op's outputs are let go)
+        grads.clear();
         const bool reached = output_grads(op, pending, outs, grads);
         // As in vugrad, a node that Python still holds keeps its gradient (as does one marked
         // retain_grad); the gradients of nodes nothing else holds are dropped once used.
@@ -421,7 +424,7 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
         if (reached) {
             // A leaf that only this graph holds is gone with it: nobody can read its gradient (anomaly
             // mode, for debugging, still computes and checks it).
-            std::vector<bool> need;
+            need.clear();
             for (const auto& in : op.inputs)
                 need.push_back(in->requires_grad && (in->source || anomaly_mode || held_outside(in, refs, 0)));
             std::vector<Tensor> received = trace_sink ? grads : std::vector<Tensor>();
