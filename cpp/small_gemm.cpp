@@ -79,6 +79,11 @@ struct SmallProduct {
 // costs more than the arithmetic: 2 x 2 by 2 x 2 took 460 instructions through the tiles.
 constexpr int64_t kScalarMax = 64;
 
+// c = alpha sum + beta c, as BLAS (beta 0: c is not read, so it may hold anything).
+template <class T> void store(T& c, T sum, T alpha, T beta) {
+    c = beta == T(0) ? alpha * sum : beta * c + alpha * sum;
+}
+
 template <class T>
 void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T beta, T* c, int64_t ldc) {
@@ -88,8 +93,7 @@ void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
                 T sum = T(0);
                 for (int64_t p = 0; p < k; ++p)
                     sum += (ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
-                T& cij = c[i * ldc + j];
-                cij = beta == T(0) ? alpha * sum : beta * cij + alpha * sum;
+                store(c[i * ldc + j], sum, alpha, beta);
             }
         return;
     }
@@ -150,11 +154,7 @@ void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
             const int nl = static_cast<int>(std::min<int64_t>(L, len - l0));
             for (int r = 0; r < nr; ++r) {
                 T* cr = c + (r0 + r) * rstep + l0 * lstep;
-                if (beta == T(0)) {
-                    for (int l = 0; l < nl; ++l) cr[l * lstep] = alpha * t[r][l];
-                } else {
-                    for (int l = 0; l < nl; ++l) cr[l * lstep] = beta * cr[l * lstep] + alpha * t[r][l];
-                }
+                for (int l = 0; l < nl; ++l) store(cr[l * lstep], t[r][l], alpha, beta);
             }
         }
     }

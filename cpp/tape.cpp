@@ -48,10 +48,10 @@ void for_each_saved(const OpNode& op, F&& f) {
 }
 
 void remember_versions(OpNode& op) {
-    size_t saved = 0;
-    for_each_saved(op, [&](const Tensor&, bool, size_t) { ++saved; });
-    if (saved) op.versions.reserve(saved);  // one allocation, or none for an op that saves nothing
-    for_each_saved(op, [&](const Tensor& t, bool, size_t) { op.versions.push_back(t.version()); });
+    for_each_saved(op, [&](const Tensor& t, bool, size_t) {
+        if (op.versions.empty()) op.versions.reserve(op.call.in.size() + op.call.out.size());  // one allocation
+        op.versions.push_back(t.version());
+    });
 }
 
 void check_versions(const OpNode& op) {
@@ -77,7 +77,7 @@ Node::~Node() {
     if (!source || source.use_count() != 1) return;  // no op, or one held elsewhere: nothing to tear down
     std::vector<OpNodePtr> stack;  // allocated only when an input's op dies too
     OpNodePtr op = std::move(source);
-    while (op) {
+    for (;;) {
         if (op.use_count() == 1) {  // else still held elsewhere: dropping our reference frees nothing
             // Take the sources of inputs that die with this op, so their destructors have nothing to recurse into.
             for (auto& in : op->inputs) {
@@ -87,7 +87,7 @@ Node::~Node() {
             }
         }
         op.reset();
-        if (stack.empty()) break;
+        if (stack.empty()) return;
         op = std::move(stack.back());
         stack.pop_back();
     }
