@@ -141,15 +141,34 @@ def step_torch_ftz(t, xb, yb):
         t.torch.set_flush_denormal(False)
 
 
+def step_tapegrad_bf16(t, xb, yb):
+    """tapegrad's step with bfloat16 operands in its float32 products (set_float32_matmul_precision)."""
+    vg.set_float32_matmul_precision("medium")
+    try:
+        return step_tapegrad(t, xb, yb)
+    finally:
+        vg.set_float32_matmul_precision("highest")
+
+
+def step_torch_bf16(t, xb, yb):
+    """torch's step with torch.set_float32_matmul_precision("medium") (oneDNN may use bfloat16)."""
+    t.torch.set_float32_matmul_precision("medium")
+    try:
+        return step_torch(t, xb, yb)
+    finally:
+        t.torch.set_float32_matmul_precision("highest")
+
+
 STEPS = {"tapegrad": step_tapegrad, "numpy-ref": step_numpy, "torch": step_torch,
-         "tapegrad-ieee": step_tapegrad_ieee, "torch-ftz": step_torch_ftz}
+         "tapegrad-ieee": step_tapegrad_ieee, "torch-ftz": step_torch_ftz,
+         "tapegrad-bf16": step_tapegrad_bf16, "torch-bf16": step_torch_bf16}
 
 
 def profile_phases(libs, init, dtype, lr, x, y, steps, block, update):
     """Median seconds per phase for each library over `steps` steps, in rotating blocks."""
     trainers, data, samples = {}, {}, {}
     for lib in libs:
-        base = lib.split("-ieee")[0].split("-ftz")[0]
+        base = lib.split("-")[0] if lib != "numpy-ref" else lib
         trainers[lib] = models.make_trainer(base, init, dtype, lr=lr, update=update if base == "tapegrad" else "manual")
         data[lib] = trainers[lib].prepare(x, y)
         samples[lib] = []
@@ -242,12 +261,15 @@ def fmt(seconds, unit):
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
 
 
-def report(name, steps, update, block, flush_columns=False, inputs="raw"):
+def report(name, steps, update, block, flush_columns=False, inputs="raw", bf16_columns=False):
     label, n_in, hidden, classes, dtype, lr, libs, default_steps = CONFIGS[name]
     libs = [lib for lib in libs if lib != "torch" or models.torch_available()]
+    base = list(libs)
     if flush_columns:  # each library's step with and without flushing subnormals, side by side
         libs = [v for lib in libs for v in ((lib, lib + "-ieee") if lib == "tapegrad" else
                                              (lib, lib + "-ftz") if lib == "torch" else (lib,))]
+    if bf16_columns and dtype == np.float32:  # and with float32_matmul_precision "medium"
+        libs += [lib + "-bf16" for lib in base if lib in ("tapegrad", "torch")]
     steps = steps or default_steps
     unit = "us" if hidden == 8 else "ms"
     x, y = load_data(name)
@@ -312,6 +334,9 @@ def main(argv=None):
     p.add_argument("--flush-columns", action="store_true",
                    help="also tapegrad with IEEE subnormals (tapegrad-ieee) and torch with set_flush_denormal "
                    "(torch-ftz)")
+    p.add_argument("--bf16-columns", action="store_true",
+                   help="also tapegrad and torch with set_float32_matmul_precision('medium') (bfloat16 operands "
+                        "in float32 products; float32 configurations only)")
     p.add_argument("--inputs", choices=("raw", "std"), default="raw",
                    help="MNIST-shaped data: raw 0-255 pixels (vugrad's) or standardised (x - mean) / std")
     args = p.parse_args(argv)
@@ -338,7 +363,7 @@ def main(argv=None):
     print(parts[0] + "\n", flush=True)
     for name in names:
         block = args.block or (50 if name.startswith("synth") else 4)
-        parts.append(report(name, args.steps, args.update, block, args.flush_columns, args.inputs))
+        parts.append(report(name, args.steps, args.update, block, args.flush_columns, args.inputs, args.bf16_columns))
         print(parts[-1] + "\n", flush=True)
     text = "\n\n".join(parts)
     if args.write_readme:

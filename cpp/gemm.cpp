@@ -1,5 +1,6 @@
 #include "gemm.h"
 
+#include "bf16_gemm.h"
 #include "fpmode.h"
 #include "isa.h"
 #include "parallel.h"
@@ -119,9 +120,10 @@ template <class T> auto small_product() {
     else return small_products().f64;
 }
 
+// The product in T's own precision.
 template <class T>
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T beta, T* c, int64_t ldc) {
+void full_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+               int64_t ldb, T beta, T* c, int64_t ldc) {
     if (m == 0 || n == 0) return;
     // FTZ|DAZ (set_flush_denormal): subnormal operands slow BLAS's products 1.5-3.6x on Intel cores. The
     // BLAS runs on this thread or, split, on the pool's workers, which take this thread's mode.
@@ -138,6 +140,19 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
         small_product<T>()(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     else
         eigen_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+template <class T>
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+    // set_float32_matmul_precision("medium"): bfloat16 operands for the products that are not tiny.
+    if constexpr (sizeof(T) == 4)
+        if (bf16_products() && k > 0 && m * n * k >= kBf16MinWork) {
+            FlushScope flush;  // the emulated kernel's float32 product, like any other
+            bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &full_gemm<float>);
+            return;
+        }
+    full_gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t,

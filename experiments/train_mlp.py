@@ -30,7 +30,8 @@ except ImportError:  # optional: without it, one plain line per epoch
 # vugrad's settings; hidden None means one layer of 4x the input size, lr None the optimiser's default
 VUGRAD = dict(data="synth", batch_size=128, epochs=20, lr=None, hidden=None, activation="sigmoid",
               optimizer="sgd", momentum=0.0, init="glorot_normal", residual=False, dtype="float64",
-              reduction="sum", shuffle=False, normalize="none", schedule="none", final=False)
+              reduction="sum", shuffle=False, normalize="none", schedule="none", final=False,
+              matmul_precision="highest")
 PRESETS = {
     # the PyTorch reference run of shared/reference-figures.md, plus standardised inputs and a cosine schedule
     "fashion": dict(data="fashion", hidden=[256], activation="relu", optimizer="adam", lr=1e-3, batch_size=128,
@@ -74,6 +75,9 @@ def build_parser(prog=None):
         help="inputs as they are, divided by their largest magnitude, or shifted and scaled by the training set's "
              "mean and standard deviation (none)")
     add("--dtype", choices=["float32", "float64"], help="dtype of parameters and data (float64)")
+    add("--matmul-precision", dest="matmul_precision", choices=["highest", "high", "medium"],
+        help="float32 matrix products in float32 (highest, high) or with bfloat16 operands summed in float32 "
+             "(medium): vg.set_float32_matmul_precision (highest)")
     add("--final", action=BooleanOptionalAction,
         help="MNIST/Fashion-MNIST: train on all 60000 training images and report accuracy on the test set")
     add("--seed", type=int, help="seed numpy's generator and vg.manual_seed (data, init, shuffling)")
@@ -179,6 +183,16 @@ def run(args, activation=None):
 
     activation: a Module to use in the hidden layers instead of args.activation (e.g. a ReLU of one's own).
     """
+    before = vg.get_float32_matmul_precision()
+    vg.set_float32_matmul_precision(args.matmul_precision)
+    try:
+        return train(args, activation)
+    finally:
+        vg.set_float32_matmul_precision(before)
+
+
+def train(args, activation):
+    """run()'s work, with the matmul precision set."""
     if args.seed is not None:
         np.random.seed(args.seed)
         vg.manual_seed(args.seed)
@@ -217,7 +231,8 @@ def run(args, activation=None):
     loader = vg.DataLoader(xtrain, ytrain, args.batch_size, shuffle=args.shuffle, seed=args.seed)
 
     print(f"\n## model: {'-'.join(map(str, sizes))} {args.activation}{' residual' if args.residual else ''}, "
-          f"{args.init} init, {args.dtype}; {args.optimizer} lr {args.lr:g}"
+          f"{args.init} init, {args.dtype}{' (bfloat16 products)' if args.matmul_precision == 'medium' else ''}; "
+          f"{args.optimizer} lr {args.lr:g}"
           f"{f' momentum {args.momentum:g}' if args.momentum else ''}{', cosine schedule' if schedule else ''}, "
           f"batch {args.batch_size}{' shuffled' if args.shuffle else ''}, {args.reduction} cross-entropy")
     print("\n## Starting training")

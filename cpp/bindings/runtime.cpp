@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/modules.h"
+#include "bf16_gemm.h"
 #include "buffers.h"
 #include "fpmode.h"
 #include "gemm.h"
@@ -63,6 +64,13 @@ void bind_runtime(py::module_& m) {
           "Whether the matrix products and optimiser steps flush subnormals to zero.");
     m.def("set_gemm_backend", &set_gemm_backend, py::arg("name"),
           "Switch matrix products to 'blas' (once one is loaded) or 'eigen'.");
+    m.def("set_bf16_products", &set_bf16_products, py::arg("on"),
+          "float32 products of at least 32^3 multiply-adds with bfloat16 operands (True) or in float32 (False).");
+    m.def("get_bf16_products", &bf16_products, "Whether float32 products take bfloat16 operands.");
+    m.def("bf16_kernel", &bf16_kernel,
+          "Which kernel runs bfloat16 products: 'avx512_bf16' (the CPU has it) or 'emulated'.");
+    m.def("set_bf16_kernel", &set_bf16_kernel, py::arg("name"),
+          "Force 'emulated' bfloat16 products (rounded operands, float32 product) or the 'avx512_bf16' kernel.");
 }
 
 }  // namespace tg

@@ -12,6 +12,7 @@ from .core import Function, FunctionContext, NativeOp, Op, OpNode, TensorNode, d
     is_grad_enabled, no_grad, set_detect_anomaly, set_grad_enabled, trace
 from .runtime import gemm_backend, get_num_threads, set_gemm_backend, set_num_threads
 from .runtime import get_flush_denormal, set_flush_denormal
+from .runtime import bf16_kernel, get_float32_matmul_precision, set_float32_matmul_precision
 from .runtime import buffer_cache_info, release_buffer_cache, set_buffer_cache_limit
 from .gradcheck import GradcheckError, GradcheckReport, gradcheck, numerical_grad
 from .data import load_fashion_mnist, load_mnist, load_synth, read_idx

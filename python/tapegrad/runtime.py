@@ -99,6 +99,50 @@ def get_flush_denormal():
     return _core.get_flush_denormal()
 
 
+_PRECISIONS = ("highest", "high", "medium")
+
+
+def set_float32_matmul_precision(precision):
+    """How float32 matrix products are computed, by PyTorch's names for the same setting.
+
+    ``"highest"`` (the default) and ``"high"``: in float32. ``"medium"``: each operand is rounded to
+    bfloat16 (8 significant bits, to nearest even) and the products are summed in float32, the
+    mixed precision of training on bfloat16 hardware. The tensors stay float32, so a model's
+    parameters, the optimiser's state and its updates (the "master weights") keep float32; only the
+    products' operands lose bits, a relative error of about 2^-9 per operand.
+
+    It applies to every float32 product of at least 32^3 multiply-adds, forward and backward:
+    ``@``/matmul, ``linear``, ``bmm``, and the products inside ``conv2d``; smaller ones, and every
+    float64 product, stay exact. Where the CPU has AVX512_BF16 (``bf16_kernel()`` is
+    ``"avx512_bf16"``: Intel Cooper Lake, Sapphire Rapids and later, AMD Zen 4 and later) the
+    operands are packed as bfloat16 and multiplied by VDPBF16PS, which treats subnormal operands as
+    zero and flushes subnormal results whatever set_flush_denormal says: up to 2x the float32 speed
+    on large products. Elsewhere ``"emulated"``: the rounded operands go through the float32
+    product, which gives the mode's accuracy but runs slower than float32 itself.
+    PyTorch's ``"high"`` means TF32 on GPUs; on a CPU it is float32, and so it is here.
+
+    The setting is process-wide, read by every product when it runs (a ``vg.jit`` replay included).
+    """
+    if precision not in _PRECISIONS:
+        raise ValueError(f"set_float32_matmul_precision: expected one of {', '.join(map(repr, _PRECISIONS))}, "
+                         f"got {precision!r}")
+    global _precision
+    _precision = precision
+    _core.set_bf16_products(precision == "medium")
+
+
+def get_float32_matmul_precision():
+    """The float32 product precision set_float32_matmul_precision set last: "highest" at import."""
+    return _precision
+
+
+def bf16_kernel():
+    """Which kernel runs float32 products under set_float32_matmul_precision("medium"): "avx512_bf16"
+    (the CPU has the instructions) or "emulated" (bfloat16-rounded operands, float32 product)."""
+    return _core.bf16_kernel()
+
+
+_precision = "highest"
 _blas_path = None  # the library _load_blas loaded
 
 
