@@ -402,6 +402,23 @@ def _flush_libs(row, lib, make):
     return []
 
 
+def _bf16_libs(row, lib, make):
+    """The bfloat16 cases of a float32 row: tapegrad and torch with set_float32_matmul_precision
+    ("medium"), each only around its own measurement (make(name): the measure() of that case)."""
+    if lib not in ("tapegrad", "torch"):
+        return []
+    module = vg if lib == "tapegrad" else torch
+    measure = make(lib + "-bf16")
+
+    def run():
+        module.set_float32_matmul_precision("medium")
+        try:
+            return measure()
+        finally:
+            module.set_float32_matmul_precision("highest")
+    return [(row, lib + "-bf16", run)]
+
+
 def _libs(libs):
     return [lib for lib in libs if lib != "torch" or torch]
 
@@ -494,6 +511,9 @@ def section_epochs(args, section):
             if section == "mnist":
                 cases += _flush_libs(row, lib, lambda name, t=t, xs=xs, ys=ys: _epoch_measure(
                     row, name, t, init, xs, ys, steps, full))
+                if dtype == np.float32 and inputs == "raw":
+                    cases += _bf16_libs(row, lib, lambda name, t=t, xs=xs, ys=ys: _epoch_measure(
+                        row, name, t, init, xs, ys, steps, full))
             if lib == "tapegrad" and section == "synth":  # the same step recorded and replayed by vg.jit
                 tj = models.make_trainer(lib, init, dtype, lr=lr, update="jit")
                 xj, yj = tj.prepare(x_row, y)
@@ -692,6 +712,10 @@ def section_gemm(args):
                 cases.append((row, "torch", per_call("ta @ tb", env, seconds)))
             if backend == "blas":  # the engine's own Eigen kernel, for the record (JSON only)
                 cases.append((row, "tapegrad-eigen", _with_backend("eigen", per_call("A @ B", env, seconds))))
+            if dtype == np.float32:  # bfloat16 operands (set_float32_matmul_precision("medium")), a note
+                cases += _bf16_libs(row, "tapegrad", lambda name: per_call("A @ B", env, seconds))
+                if torch:
+                    cases += _bf16_libs(row, "torch", lambda name: per_call("ta @ tb", env, seconds))
     interleave(cases, args.repeats or (3 if args.quick else 7), "gemm")
     return rows
 
@@ -818,6 +842,22 @@ def notes(rows, meta, checks):
                        f"/torch flush {fmt_ratio(paired_median(r, 'tapegrad', 'torch-ftz'))}, IEEE/torch "
                        f"{fmt_ratio(paired_median(r, 'tapegrad-ieee', 'torch'))}, flush/IEEE "
                        f"{fmt_ratio(paired_median(r, 'tapegrad', 'tapegrad-ieee'))}" for r in have))
+    have = [r for r in rows if r.samples.get("tapegrad-bf16") and r.section == "gemm"]
+    if have:
+        out.append("- GEMM with bfloat16 operands (`set_float32_matmul_precision('medium')`; tapegrad's kernel: "
+                   f"{vg.bf16_kernel()}): " + "; ".join(
+                       f"{r.work.split(' (')[0]}: tapegrad {fmt_value(r, 'tapegrad-bf16')}, torch "
+                       f"{fmt_value(r, 'torch-bf16')}" for r in have))
+    have = [r for r in rows if r.samples.get("tapegrad-bf16") and r.section != "gemm"]
+    if have:
+        out.append("- bfloat16 products (`set_float32_matmul_precision('medium')` in each library; tapegrad's "
+                   f"kernel: {vg.bf16_kernel()}), paired ratios: " + "; ".join(
+                       f"{r.work.split(' (from')[0]}: tapegrad {fmt_value(r, 'tapegrad-bf16')}, torch "
+                       f"{fmt_value(r, 'torch-bf16')}; tapegrad-bf16 / tapegrad "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad-bf16', 'tapegrad'))}, / torch "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad-bf16', 'torch'))}, / torch flush "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad-bf16', 'torch-ftz'))}, / torch-bf16 "
+                       f"{fmt_ratio(paired_median(r, 'tapegrad-bf16', 'torch-bf16'))}" for r in have))
     have = [r for r in rows if r.extra.get("pct_fma_peak")]
     if have:
         out.append(f"- % of FMA peak (GFLOP of a step / its time / ({meta.get('fma_peak_gflops')} GFLOP/s per core "
