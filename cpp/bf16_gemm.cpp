@@ -124,6 +124,12 @@ TG_BF16_TARGET inline __m256i pair_adjacent(__m512i x) {
 // Pairs from two rows of a matrix, each contiguous along the packed index: out[q] pairs row0[q]
 // and row1[q] for q < count (<= 16); row1 may be null (past the end of k: zeros).
 TG_BF16_TARGET inline void pack_across(const float* row0, const float* row1, int64_t count, uint32_t* out) {
+    if (count == 16) {
+        const __m512i lo = _mm512_loadu_si512(row0);
+        const __m512i hi = row1 ? _mm512_loadu_si512(row1) : _mm512_setzero_si512();
+        _mm512_storeu_si512(out, pair_lanes(lo, hi));
+        return;
+    }
     const __mmask16 m = lanes(count);
     const __m512i lo = _mm512_maskz_loadu_epi32(m, row0);
     const __m512i hi = row1 ? _mm512_maskz_loadu_epi32(m, row1) : _mm512_setzero_si512();
@@ -145,6 +151,51 @@ TG_BF16_TARGET inline void pack_along(const float* row, int64_t len, uint32_t* o
     }
 }
 
+// r[j][p] -> r[p][j]: a 16 x 16 transpose of 32-bit words in registers (pairs within 128-bit lanes,
+// then pairs of pairs, then the 128-bit lanes as a 4 x 4).
+TG_BF16_TARGET inline void transpose16(__m512i r[16]) {
+    __m512i a[16], b[16];
+    for (int i = 0; i < 8; ++i) {
+        a[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        a[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; ++i) {  // b[4i + q], lane L: column 4L + q of rows 4i .. 4i + 3
+        b[4 * i] = _mm512_unpacklo_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 1] = _mm512_unpackhi_epi64(a[4 * i], a[4 * i + 2]);
+        b[4 * i + 2] = _mm512_unpacklo_epi64(a[4 * i + 1], a[4 * i + 3]);
+        b[4 * i + 3] = _mm512_unpackhi_epi64(a[4 * i + 1], a[4 * i + 3]);
+    }
+    for (int q = 0; q < 4; ++q) {
+        const __m512i u0 = _mm512_shuffle_i32x4(b[q], b[4 + q], 0x44), u1 = _mm512_shuffle_i32x4(b[q], b[4 + q], 0xee);
+        const __m512i u2 = _mm512_shuffle_i32x4(b[8 + q], b[12 + q], 0x44),
+                      u3 = _mm512_shuffle_i32x4(b[8 + q], b[12 + q], 0xee);
+        r[q] = _mm512_shuffle_i32x4(u0, u2, 0x88);
+        r[4 + q] = _mm512_shuffle_i32x4(u0, u2, 0xdd);
+        r[8 + q] = _mm512_shuffle_i32x4(u1, u3, 0x88);
+        r[12 + q] = _mm512_shuffle_i32x4(u1, u3, 0xdd);
+    }
+}
+
+// 16 rows (row stride ld) each contiguous along k, `len` elements from `first`: pair p of row j goes
+// to out[p * stride + j], 16 rows at once through transpose16.
+TG_BF16_TARGET void pack_along16(const float* first, int64_t ld, int64_t len, uint32_t* out, int64_t stride) {
+    __m512i r[16];
+    for (int64_t e = 0; e < len; e += 32) {
+        const int64_t n = std::min<int64_t>(32, len - e), pairs = (n + 1) / 2;
+        const __mmask16 m0 = lanes(n), m1 = lanes(n - 16);
+        for (int j = 0; j < 16; ++j) {
+            const float* row = first + j * ld + e;
+            if (j + 1 < 16) _mm_prefetch(reinterpret_cast<const char*>(row + ld + 32), _MM_HINT_T0);
+            const __m256i p0 = pair_adjacent(_mm512_maskz_loadu_epi32(m0, row));
+            const __m256i p1 = pair_adjacent(_mm512_maskz_loadu_epi32(m1, row + 16));
+            r[j] = _mm512_inserti64x4(_mm512_castsi256_si512(p0), p1, 1);
+        }
+        transpose16(r);
+        uint32_t* o = out + (e / 2) * stride;
+        for (int64_t p = 0; p < pairs; ++p) _mm512_storeu_si512(o + p * stride, r[p]);
+    }
+}
+
 // op(B)'s rows [k0, k0 + 2 kp) and columns [j0, j0 + nc) into panels of NR columns: panel q holds
 // word (p, j) at q kp NR + p NR + j. Columns past nc and rows past k are zeros.
 TG_BF16_TARGET void pack_b(bool tb, const float* b, int64_t ldb, int64_t k, int64_t k0, int64_t kp, int64_t j0,
@@ -155,7 +206,19 @@ TG_BF16_TARGET void pack_b(bool tb, const float* b, int64_t ldb, int64_t k, int6
         if (cols < NR) std::memset(panel, 0, static_cast<size_t>(kp * NR * 4));
         if (tb) {  // op(B)[kk][j] = b[j ldb + kk]: each column contiguous along k
             const int64_t len = std::min(2 * kp, k - k0);
-            for (int64_t j = 0; j < cols; ++j) {
+            int64_t j = 0;
+            for (; j + 16 <= cols; j += 16) {
+                pack_along16(b + (j0 + q + j) * ldb + k0, ldb, len, panel + j, NR);
+                for (int64_t p = (len + 1) / 2; p < kp; ++p)
+                    _mm512_storeu_si512(panel + p * NR + j, _mm512_setzero_si512());
+            }
+            for (; j < cols; ++j) {
+                // The rows are read in pieces of 2 kp floats, each in a new place: the next one is
+                // fetched while this one is packed (the loads waited on memory for 2/3 of the time).
+                if (j + 1 < cols || q + NR < nc) {
+                    const char* next = reinterpret_cast<const char*>(b + (j0 + q + j + 1) * ldb + k0);
+                    for (int64_t off = 0; off < len * 4; off += 64) _mm_prefetch(next + off, _MM_HINT_T0);
+                }
                 pack_along(b + (j0 + q + j) * ldb + k0, len, panel + j, NR);
                 for (int64_t p = (len + 1) / 2; p < kp; ++p) panel[p * NR + j] = 0;
             }
@@ -207,6 +270,12 @@ TG_BF16_TARGET void pack_a(bool ta, const float* a, int64_t lda, int64_t k, int6
 // tile's `rows` x `cols` corner (beta == 0 on the first block does not read C).
 TG_BF16_TARGET void tile(int64_t kp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int64_t csc,
                          int64_t rows, int64_t cols, float alpha, float beta, bool first) {
+    // C's tile is cold (the whole of C went by since its last block): its lines are fetched while
+    // the sums run, not after (a quarter of the layer's product time waited on them).
+    for (int64_t i = 0; i < rows; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
+    }
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     for (int64_t p = 0; p < kp; ++p, a += MR, b += NR) {
@@ -237,6 +306,19 @@ TG_BF16_TARGET void tile(int64_t kp, const uint32_t* a, const uint32_t* b, float
         }
         return;
     }
+    if (cols == NR) {  // a whole tile: no masks
+        for (int64_t i = 0; i < rows; ++i) {
+            float* ci = c + i * ldc;
+            __m512 v0 = _mm512_mul_ps(va, sums[i][0]), v1 = _mm512_mul_ps(va, sums[i][1]);
+            if (read) {
+                v0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), v0);
+                v1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), v1);
+            }
+            _mm512_storeu_ps(ci, v0);
+            _mm512_storeu_ps(ci + 16, v1);
+        }
+        return;
+    }
     for (int64_t i = 0; i < rows; ++i) {
         float* ci = c + i * ldc;
         __m512 v0 = _mm512_mul_ps(va, sums[i][0]), v1 = _mm512_mul_ps(va, sums[i][1]);
@@ -257,8 +339,9 @@ TG_BF16_TARGET void native_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t 
                                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
                                 int64_t csc = 1) {
     // A narrow C (the 10 classes of a last layer) fills a tile NR wide by a third; C^T = op(B)^T op(A)^T
-    // has those columns as rows, MR a tile.
-    if (csc == 1 && padded(n, m) < padded(m, n))
+    // has those columns as rows, MR a tile. Its tiles are written element by element, so only when
+    // that saves a quarter of the work (3136 x 784 would save 2%, and ran at half the speed).
+    if (csc == 1 && 4 * padded(n, m) < 3 * padded(m, n))
         return native_gemm(!tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, 1, ldc);
     // k in blocks of equal size, as few as KP allows: each block adds its sums into C once more.
     const int64_t pairs = (k + 1) / 2, kblocks = (pairs + KP - 1) / KP;
