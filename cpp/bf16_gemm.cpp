@@ -72,9 +72,9 @@ void emulated_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
 
 constexpr int64_t MR = 8;     // rows of a tile of C
 constexpr int64_t NR = 32;    // columns of a tile: two registers of 16 float32
-constexpr int64_t KP = 224;   // most pairs of k per block: an A panel (7 KB) and a B panel (28 KB) in L1
-constexpr int64_t MC = 96;    // rows of op(A) packed at a time (48 KB, in L2)
-constexpr int64_t NC = 1536;  // columns of op(B) packed at a time (768 KB)
+constexpr int64_t KP = 224;   // most pairs of k per block: a B panel (28 KB) stays in L1 across a column of tiles
+constexpr int64_t MC = 96;    // rows of op(A) packed at a time (up to 86 KB, in L2)
+constexpr int64_t NC = 1536;  // columns of op(B) packed at a time (up to 1.4 MB, in L2 and L3)
 
 // Packing buffers, one pair per thread, 64-byte aligned, kept between calls.
 struct PackBuffer {
