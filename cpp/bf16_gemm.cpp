@@ -45,25 +45,32 @@ constexpr int64_t kSplitMin = int64_t{1} << 21;
 
 // ---- the emulated kernel: round, then the float32 product ----
 
-// A rows x cols matrix (row stride ld) rounded to bfloat16, as float32 values, densely stored.
-std::vector<float> rounded(const float* x, int64_t rows, int64_t cols, int64_t ld) {
-    std::vector<float> out(static_cast<size_t>(rows * cols));
-    for (int64_t r = 0; r < rows; ++r)
+// A rows x cols matrix (row stride ld) rounded to bfloat16, as float32 values, densely into out
+// (the thread's buffer, kept between calls: a fresh one cost a page fault per 4 KB of a layer's
+// weights). GCC vectorises the loop (to_bf16's two cases become a select).
+void round_into(const float* x, int64_t rows, int64_t cols, int64_t ld, std::vector<float>& out) {
+    if (out.size() < static_cast<size_t>(rows * cols)) out.resize(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* src = x + r * ld;
+        float* dst = out.data() + r * cols;
         for (int64_t c = 0; c < cols; ++c) {
-            uint32_t bits;
-            std::memcpy(&bits, x + r * ld + c, 4);
-            bits = uint32_t{to_bf16(bits)} << 16;
-            std::memcpy(&out[static_cast<size_t>(r * cols + c)], &bits, 4);
+            uint32_t u;
+            std::memcpy(&u, src + c, 4);
+            u = uint32_t{to_bf16(u)} << 16;
+            std::memcpy(dst + c, &u, 4);
         }
-    return out;
+    }
 }
+
+thread_local std::vector<float> rounded_a, rounded_b;
 
 void emulated_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                    const float* b, int64_t ldb, float beta, float* c, int64_t ldc, Fp32Gemm fp32_gemm) {
     // Stored shapes: A is m x k (k x m when transposed), B k x n (n x k).
     const int64_t ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
-    const std::vector<float> ra = rounded(a, ar, ac, lda), rb = rounded(b, br, bc, ldb);
-    fp32_gemm(ta, tb, m, n, k, alpha, ra.data(), ac, rb.data(), bc, beta, c, ldc);
+    round_into(a, ar, ac, lda, rounded_a);
+    round_into(b, br, bc, ldb, rounded_b);
+    fp32_gemm(ta, tb, m, n, k, alpha, rounded_a.data(), ac, rounded_b.data(), bc, beta, c, ldc);
 }
 
 #ifdef TG_BF16_KERNEL
