@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -301,7 +302,7 @@ TG_BF16_TARGET void tile(int64_t kp, const uint32_t* a, const uint32_t* b, float
     const __mmask16 m0 = lanes(cols), m1 = lanes(cols - 16);
     const __m512 sums[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                                 {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    if (csc != 1) {  // C transposed (native_gemm swapped the operands): element by element
+    if (csc != 1) {  // C transposed (bf16_gemm swapped the operands): element by element
         alignas(64) float t[NR];
         for (int64_t i = 0; i < rows; ++i) {
             _mm512_store_ps(t, _mm512_mul_ps(va, sums[i][0]));
@@ -344,12 +345,7 @@ constexpr int64_t padded(int64_t m, int64_t n) { return (m + MR - 1) / MR * MR *
 // C (row stride ldc, column stride csc) = alpha op(A) op(B) + beta C, on this thread.
 TG_BF16_TARGET void native_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
-                                int64_t csc = 1) {
-    // A narrow C (the 10 classes of a last layer) fills a tile NR wide by a third; C^T = op(B)^T op(A)^T
-    // has those columns as rows, MR a tile. Its tiles are written element by element, so only when
-    // that saves a quarter of the work (3136 x 784 would save 2%, and ran at half the speed).
-    if (csc == 1 && 4 * padded(n, m) < 3 * padded(m, n))
-        return native_gemm(!tb, !ta, n, m, k, alpha, b, ldb, a, lda, beta, c, 1, ldc);
+                                int64_t csc) {
     // k in blocks of equal size, as few as KP allows: each block adds its sums into C once more.
     const int64_t pairs = (k + 1) / 2, kblocks = (pairs + KP - 1) / KP;
     const int64_t kp_max = (pairs + kblocks - 1) / kblocks;
@@ -375,7 +371,7 @@ TG_BF16_TARGET void native_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t 
 // A large product on the engine's threads: C in blocks of rows or columns (whole tiles), each block
 // one native_gemm; each element of C is summed in the same order however it is split.
 void split_native(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int64_t csc) {
     const bool rows = m >= n;
     const int64_t dim = rows ? m : n, unit_size = rows ? MR : NR;
     const int64_t parts = std::min<int64_t>(4 * pool_threads(), (dim + unit_size - 1) / unit_size);
@@ -387,10 +383,10 @@ void split_native(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha
             const int64_t first = q * block, size = std::min(block, dim - first);
             if (rows)
                 native_gemm(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
-                            c + first * ldc, ldc);
+                            c + first * ldc, ldc, csc);
             else
                 native_gemm(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
-                            c + first, ldc);
+                            c + first * csc, ldc, csc);
         }
     });
 }
@@ -417,10 +413,25 @@ void bf16_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, c
     if (m == 0 || n == 0) return;
 #ifdef TG_BF16_KERNEL
     if (use_native.load(std::memory_order_relaxed) && k > 0) {
+        // A narrow C (the 10 classes of a last layer) fills a tile NR wide by a third; C^T =
+        // op(B)^T op(A)^T has those columns as rows, MR a tile. Its tiles are written element by
+        // element, so only when that saves a quarter of the work (3136 x 784 would save 2%, and ran
+        // at half the speed). Decided before splitting, so that the threads split the wide side.
+        int64_t csc = 1;
+        if (4 * padded(n, m) < 3 * padded(m, n)) {
+            std::swap(m, n);
+            std::swap(a, b);
+            std::swap(lda, ldb);
+            const bool t = ta;
+            ta = !tb;
+            tb = !t;
+            csc = ldc;
+            ldc = 1;
+        }
         if (m * n * k >= kSplitMin && std::max(m, n) >= 64 && pool_threads() > 1)
-            split_native(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            split_native(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, csc);
         else
-            native_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            native_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, csc);
         return;
     }
 #endif

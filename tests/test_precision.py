@@ -109,19 +109,22 @@ def test_the_avx512_kernel_gives_the_same_bits_on_one_thread_and_two():
     if "avx512_bf16" not in KERNELS:
         pytest.skip("this CPU has no AVX512_BF16")
     rng = np.random.default_rng(3)
-    a = vg.TensorNode(rng.standard_normal((300, 700)).astype(np.float32), requires_grad=False)
-    b = vg.TensorNode(rng.standard_normal((700, 900)).astype(np.float32), requires_grad=False)
     threads = vg.get_num_threads()
-    vg.set_float32_matmul_precision("medium")
-    try:
-        vg.set_num_threads(1)
-        one = (a @ b).value
-        vg.set_num_threads(2)
-        two = (a @ b).value
-    finally:
-        vg.set_num_threads(threads)
-        vg.set_float32_matmul_precision("highest")
-    np.testing.assert_array_equal(one, two)
+    for m, k, n in [(300, 700, 900), (128, 3136, 10), (10, 3136, 300)]:  # the last two: C^T's tiles, split
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        x, y = vg.TensorNode(a, requires_grad=False), vg.TensorNode(b, requires_grad=False)
+        vg.set_float32_matmul_precision("medium")
+        try:
+            vg.set_num_threads(1)
+            one = (x @ y).value
+            vg.set_num_threads(2)
+            two = (x @ y).value
+        finally:
+            vg.set_num_threads(threads)
+            vg.set_float32_matmul_precision("highest")
+        np.testing.assert_array_equal(one, two)
+        check_bf16_product(two, a, b)
 
 
 @pytest.mark.parametrize("medium", KERNELS, indirect=True)
