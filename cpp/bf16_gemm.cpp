@@ -204,37 +204,43 @@ TG_BF16_TARGET void pack_along16(const float* first, int64_t ld, int64_t len, ui
     }
 }
 
+// `count` rows (row stride ld) each contiguous along k, `len` elements from `first`: pair p of row
+// j goes to out[p * stride + j]. 16 rows at a time through transpose16 where a panel is that wide
+// (op(B)'s), the rest one by one, each next row fetched while this one is packed: the rows are
+// read in pieces of 2 kp floats, each in a new place (packing nn.Linear's W^T, the loads waited on
+// memory for 2/3 of the time).
+TG_BF16_TARGET void pack_rows_along(const float* first, int64_t ld, int64_t count, int64_t len, uint32_t* out,
+                                    int64_t stride) {
+    int64_t j = 0;
+    if (stride >= 16)
+        for (; j + 16 <= count; j += 16) pack_along16(first + j * ld, ld, len, out + j, stride);
+    for (; j < count; ++j) {
+        if (j + 1 < count) {
+            const char* next = reinterpret_cast<const char*>(first + (j + 1) * ld);
+            for (int64_t off = 0; off < len * 4; off += 64) _mm_prefetch(next + off, _MM_HINT_T0);
+        }
+        pack_along(first + j * ld, len, out + j, stride);
+    }
+}
+
 // op(B)'s rows [k0, k0 + 2 kp) and columns [j0, j0 + nc) into panels of NR columns: panel q holds
-// word (p, j) at q kp NR + p NR + j. Columns past nc and rows past k are zeros.
+// word (p, j) at q kp NR + p NR + j. Columns past nc and rows past k are zeros (kp covers k to its
+// end or to the block's, so only the columns can be short).
 TG_BF16_TARGET void pack_b(bool tb, const float* b, int64_t ldb, int64_t k, int64_t k0, int64_t kp, int64_t j0,
                            int64_t nc, uint32_t* dst) {
-    for (int64_t q = 0; q < nc; q += NR) {
-        uint32_t* panel = dst + (q / NR) * kp * NR;
-        const int64_t cols = std::min(NR, nc - q);
-        if (cols < NR) std::memset(panel, 0, static_cast<size_t>(kp * NR * 4));
-        if (tb) {  // op(B)[kk][j] = b[j ldb + kk]: each column contiguous along k
-            const int64_t len = std::min(2 * kp, k - k0);
-            int64_t j = 0;
-            for (; j + 16 <= cols; j += 16) {
-                pack_along16(b + (j0 + q + j) * ldb + k0, ldb, len, panel + j, NR);
-                for (int64_t p = (len + 1) / 2; p < kp; ++p)
-                    _mm512_storeu_si512(panel + p * NR + j, _mm512_setzero_si512());
-            }
-            for (; j < cols; ++j) {
-                // The rows are read in pieces of 2 kp floats, each in a new place: the next one is
-                // fetched while this one is packed (the loads waited on memory for 2/3 of the time).
-                if (j + 1 < cols || q + NR < nc) {
-                    const char* next = reinterpret_cast<const char*>(b + (j0 + q + j + 1) * ldb + k0);
-                    for (int64_t off = 0; off < len * 4; off += 64) _mm_prefetch(next + off, _MM_HINT_T0);
-                }
-                pack_along(b + (j0 + q + j) * ldb + k0, len, panel + j, NR);
-                for (int64_t p = (len + 1) / 2; p < kp; ++p) panel[p * NR + j] = 0;
-            }
+    if (tb) {  // op(B)[kk][j] = b[j ldb + kk]: each column contiguous along k
+        const int64_t len = std::min(2 * kp, k - k0);
+        for (int64_t q = 0; q < nc; q += NR) {
+            uint32_t* panel = dst + (q / NR) * kp * NR;
+            const int64_t cols = std::min(NR, nc - q);
+            if (cols < NR) std::memset(panel, 0, static_cast<size_t>(kp * NR * 4));
+            pack_rows_along(b + (j0 + q) * ldb + k0, ldb, cols, len, panel, NR);
         }
+        return;
     }
-    if (tb) return;
     // op(B)[kk][j] = b[kk ldb + j]: rows contiguous along j, read a pair of whole rows at a time (a
     // panel at a time read 2 kp rows in short pieces: 1.3x slower on the MNIST layer's product).
+    if (nc % NR) std::memset(dst + (nc / NR) * kp * NR, 0, static_cast<size_t>(kp * NR * 4));
     for (int64_t p = 0; p < kp; ++p) {
         const int64_t r = k0 + 2 * p;
         const float* row0 = b + r * ldb + j0;
@@ -250,27 +256,19 @@ TG_BF16_TARGET void pack_b(bool tb, const float* b, int64_t ldb, int64_t k, int6
 // (p, i) at r kp MR + p MR + i. Rows past mc and k past its end are zeros.
 TG_BF16_TARGET void pack_a(bool ta, const float* a, int64_t lda, int64_t k, int64_t k0, int64_t kp, int64_t i0,
                            int64_t mc, uint32_t* dst) {
+    const int64_t len = std::min(2 * kp, k - k0);
     for (int64_t q = 0; q < mc; q += MR) {
         uint32_t* panel = dst + (q / MR) * kp * MR;
         const int64_t rows = std::min(MR, mc - q);
         if (rows < MR) std::memset(panel, 0, static_cast<size_t>(kp * MR * 4));
-        if (ta) {  // op(A)[i][kk] = a[kk lda + i]: the stored rows run along i
+        if (ta)  // op(A)[i][kk] = a[kk lda + i]: the stored rows run along i
             for (int64_t p = 0; p < kp; ++p) {
                 const int64_t r = k0 + 2 * p;
-                if (r >= k) {
-                    std::memset(panel + p * MR, 0, MR * 4);
-                    continue;
-                }
                 const float* row0 = a + r * lda + i0 + q;
                 pack_across(row0, r + 1 < k ? row0 + lda : nullptr, rows, panel + p * MR);
             }
-        } else {  // op(A)[i][kk] = a[i lda + kk]: rows contiguous along k
-            const int64_t len = std::min(2 * kp, k - k0);
-            for (int64_t i = 0; i < rows; ++i) {
-                pack_along(a + (i0 + q + i) * lda + k0, len, panel + i, MR);
-                for (int64_t p = (len + 1) / 2; p < kp; ++p) panel[p * MR + i] = 0;
-            }
-        }
+        else  // op(A)[i][kk] = a[i lda + kk]: rows contiguous along k
+            pack_rows_along(a + (i0 + q) * lda + k0, lda, rows, len, panel, MR);
     }
 }
 
@@ -373,21 +371,13 @@ TG_BF16_TARGET void native_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t 
 void split_native(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, int64_t csc) {
     const bool rows = m >= n;
-    const int64_t dim = rows ? m : n, unit_size = rows ? MR : NR;
-    const int64_t parts = std::min<int64_t>(4 * pool_threads(), (dim + unit_size - 1) / unit_size);
-    const int64_t block = ((dim + parts - 1) / parts + unit_size - 1) / unit_size * unit_size;
-    const int64_t blocks = (dim + block - 1) / block;
-    constexpr int64_t unit = kParallelMin;
-    parallel_for(blocks * unit, unit, [&](int64_t lo, int64_t hi) {
-        for (int64_t q = lo / unit; q < hi / unit; ++q) {
-            const int64_t first = q * block, size = std::min(block, dim - first);
-            if (rows)
-                native_gemm(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
-                            c + first * ldc, ldc, csc);
-            else
-                native_gemm(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
-                            c + first * csc, ldc, csc);
-        }
+    parallel_blocks(rows ? m : n, rows ? MR : NR, [&](int64_t first, int64_t size) {
+        if (rows)
+            native_gemm(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
+                        c + first * ldc, ldc, csc);
+        else
+            native_gemm(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
+                        c + first * csc, ldc, csc);
     });
 }
 

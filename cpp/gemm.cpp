@@ -58,30 +58,21 @@ void blas_call(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const
 }
 
 // A large product on the engine's threads: C in blocks of rows (or of columns, when C is wider than
-// tall), each block one single-threaded BLAS call. The BLAS's own thread count is process-wide
-// (numpy's products share it), so it stays at 1 and is never switched per product: two Python
-// threads switching it raced, and a product then ran on another thread count, with other bits,
-// than the same product run alone. 4 blocks per thread: a late worker leaves the caller at most a
-// quarter of its share to take over.
+// tall; multiples of 16, whole SIMD tiles), each block one single-threaded BLAS call. The BLAS's own
+// thread count is process-wide (numpy's products share it), so it stays at 1 and is never switched
+// per product: two Python threads switching it raced, and a product then ran on another thread
+// count, with other bits, than the same product run alone.
 template <class T>
 void split_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
                 int64_t ldb, T beta, T* c, int64_t ldc) {
     const bool rows = m >= n;
-    const int64_t dim = rows ? m : n;
-    const int64_t parts = std::min<int64_t>(4 * pool_threads(), (dim + 15) / 16);
-    const int64_t block = ((dim + parts - 1) / parts + 15) / 16 * 16;  // multiples of 16: whole SIMD tiles
-    const int64_t blocks = (dim + block - 1) / block;
-    constexpr int64_t unit = kParallelMin;  // parallel_for's count: each block is this many "elements"
-    parallel_for(blocks * unit, unit, [&](int64_t lo, int64_t hi) {
-        for (int64_t q = lo / unit; q < hi / unit; ++q) {
-            const int64_t first = q * block, size = std::min(block, dim - first);
-            if (rows)  // rows [first, first + size) of op(A) and of C
-                blas_call<T>(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
-                             c + first * ldc, ldc);
-            else  // columns of op(B) and of C
-                blas_call<T>(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta,
-                             c + first, ldc);
-        }
+    parallel_blocks(rows ? m : n, 16, [&](int64_t first, int64_t size) {
+        if (rows)  // rows [first, first + size) of op(A) and of C
+            blas_call<T>(ta, tb, size, n, k, alpha, ta ? a + first : a + first * lda, lda, b, ldb, beta,
+                         c + first * ldc, ldc);
+        else  // columns of op(B) and of C
+            blas_call<T>(ta, tb, m, size, k, alpha, a, lda, tb ? b + first * ldb : b + first, ldb, beta, c + first,
+                         ldc);
     });
 }
 
@@ -148,7 +139,7 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a
     // set_float32_matmul_precision("medium"): bfloat16 operands for the products that are not tiny.
     if constexpr (sizeof(T) == 4)
         if (bf16_products() && k > 0 && m * n * k >= kBf16MinWork) {
-            FlushScope flush;  // the emulated kernel's float32 product, like any other
+            FlushScope flush;  // for the tiles' float32 write-back (alpha sum + beta C), as every product has
             bf16_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, &full_gemm<float>);
             return;
         }

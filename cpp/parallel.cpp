@@ -128,4 +128,14 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
     while (job.active.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
+void parallel_blocks(int64_t dim, int64_t align, const std::function<void(int64_t, int64_t)>& body) {
+    const int64_t parts = std::min<int64_t>(4 * pool_threads(), (dim + align - 1) / align);
+    const int64_t block = ((dim + parts - 1) / parts + align - 1) / align * align;
+    const int64_t blocks = (dim + block - 1) / block;
+    constexpr int64_t unit = kParallelMin;  // parallel_for's count: each block is this many "elements"
+    parallel_for(blocks * unit, unit, [&](int64_t lo, int64_t hi) {
+        for (int64_t q = lo / unit; q < hi / unit; ++q) body(q * block, std::min(block, dim - q * block));
+    });
+}
+
 }  // namespace tg

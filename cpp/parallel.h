@@ -30,4 +30,9 @@ constexpr int64_t kParallelGrain = int64_t{1} << 15;
 // that calls parallel_for, as a convolution's per-image products may, runs that loop itself).
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body);
 
+// Calls body(first, size) over blocks covering [0, dim), each a multiple of `align` long but the
+// last, about 4 per thread (a late worker leaves the caller at most a quarter of its share to take
+// over), through parallel_for: the blocks of a large matrix product.
+void parallel_blocks(int64_t dim, int64_t align, const std::function<void(int64_t, int64_t)>& body);
+
 }  // namespace tg
