@@ -123,40 +123,24 @@ def step_torch(t, xb, yb):
     return np.diff(marks)
 
 
-def step_tapegrad_ieee(t, xb, yb):
-    """tapegrad's step with IEEE subnormals in its matrix products (vg.set_flush_denormal(False))."""
-    vg.set_flush_denormal(False)
-    try:
-        return step_tapegrad(t, xb, yb)
-    finally:
-        vg.set_flush_denormal(True)
+def in_mode(step, set_mode, on, off):
+    """step with set_mode(t, on) around it, then set_mode(t, off): one library's setting changed for
+    its own column only."""
+    def run(t, xb, yb):
+        set_mode(t, on)
+        try:
+            return step(t, xb, yb)
+        finally:
+            set_mode(t, off)
+    return run
 
 
-def step_torch_ftz(t, xb, yb):
-    """torch's step with torch.set_flush_denormal(True)."""
-    t.torch.set_flush_denormal(True)
-    try:
-        return step_torch(t, xb, yb)
-    finally:
-        t.torch.set_flush_denormal(False)
-
-
-def step_tapegrad_bf16(t, xb, yb):
-    """tapegrad's step with bfloat16 operands in its float32 products (set_float32_matmul_precision)."""
-    vg.set_float32_matmul_precision("medium")
-    try:
-        return step_tapegrad(t, xb, yb)
-    finally:
-        vg.set_float32_matmul_precision("highest")
-
-
-def step_torch_bf16(t, xb, yb):
-    """torch's step with torch.set_float32_matmul_precision("medium") (oneDNN may use bfloat16)."""
-    t.torch.set_float32_matmul_precision("medium")
-    try:
-        return step_torch(t, xb, yb)
-    finally:
-        t.torch.set_float32_matmul_precision("highest")
+# tapegrad with IEEE subnormals in its matrix products, torch with flush-to-zero, and both with
+# bfloat16 operands in their float32 products (torch's oneDNN may use bfloat16 then)
+step_tapegrad_ieee = in_mode(step_tapegrad, lambda t, on: vg.set_flush_denormal(on), False, True)
+step_torch_ftz = in_mode(step_torch, lambda t, on: t.torch.set_flush_denormal(on), True, False)
+step_tapegrad_bf16 = in_mode(step_tapegrad, lambda t, p: vg.set_float32_matmul_precision(p), "medium", "highest")
+step_torch_bf16 = in_mode(step_torch, lambda t, p: t.torch.set_float32_matmul_precision(p), "medium", "highest")
 
 
 STEPS = {"tapegrad": step_tapegrad, "numpy-ref": step_numpy, "torch": step_torch,

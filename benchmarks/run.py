@@ -336,16 +336,22 @@ def _torch_threads(n, measure):
     return run
 
 
-def _torch_flush(measure):
-    """measure() with torch.set_flush_denormal(True) (then back): PyTorch's faster setting where
-    subnormals appear."""
+def _in_mode(measure, set_mode, on, off):
+    """measure() with set_mode(on) around it, then set_mode(off): a library's setting changed for
+    one case only, so the other columns stay as installed."""
     def run():
-        torch.set_flush_denormal(True)
+        set_mode(on)
         try:
             return measure()
         finally:
-            torch.set_flush_denormal(False)
+            set_mode(off)
     return run
+
+
+def _torch_flush(measure):
+    """measure() with torch.set_flush_denormal(True) (then back): PyTorch's faster setting where
+    subnormals appear."""
+    return _in_mode(measure, torch.set_flush_denormal, True, False)
 
 
 def _without_grad(lib, measure):
@@ -383,22 +389,11 @@ def _peak(meta_threads):
 def _flush_libs(row, lib, make):
     """The extra cases of an MLP row: tapegrad with IEEE subnormals (vg.set_flush_denormal(False)),
     torch with flush (torch.set_flush_denormal(True)); each sets its mode only around its own
-    measurement, so the libraries' default columns stay as installed. make(name) gives the
-    measure() of the case named name."""
-    def in_mode(name, set_mode, on, off):
-        measure = make(name)
-
-        def run():
-            set_mode(on)
-            try:
-                return measure()
-            finally:
-                set_mode(off)
-        return [(row, name, run)]
+    measurement. make(name) gives the measure() of the case named name."""
     if lib == "tapegrad":
-        return in_mode("tapegrad-ieee", vg.set_flush_denormal, False, True)
+        return [(row, "tapegrad-ieee", _in_mode(make("tapegrad-ieee"), vg.set_flush_denormal, False, True))]
     if lib == "torch":
-        return in_mode("torch-ftz", torch.set_flush_denormal, True, False)
+        return [(row, "torch-ftz", _in_mode(make("torch-ftz"), torch.set_flush_denormal, True, False))]
     return []
 
 
@@ -408,15 +403,8 @@ def _bf16_libs(row, lib, make):
     if lib not in ("tapegrad", "torch"):
         return []
     module = vg if lib == "tapegrad" else torch
-    measure = make(lib + "-bf16")
-
-    def run():
-        module.set_float32_matmul_precision("medium")
-        try:
-            return measure()
-        finally:
-            module.set_float32_matmul_precision("highest")
-    return [(row, lib + "-bf16", run)]
+    name = lib + "-bf16"
+    return [(row, name, _in_mode(make(name), module.set_float32_matmul_precision, "medium", "highest"))]
 
 
 def _libs(libs):
