@@ -34,6 +34,11 @@ typedef double Doubles __attribute__((vector_size(kVectorBytes)));
 // times L contiguous values of the other, y. C's rows are the tiles' rows (x = A, y = B) or its
 // columns (C^T = B^T A^T: x = B, y = A), whichever costs less; y is copied, in rows padded to whole
 // tiles with zeros, unless it is laid out so already.
+// c = alpha sum + beta c, as BLAS (beta 0: c is not read, so it may hold anything).
+template <class T> void store(T& c, T sum, T alpha, T beta) {
+    c = beta == T(0) ? alpha * sum : beta * c + alpha * sum;
+}
+
 template <class T>
 struct SmallProduct {
     // Two vector registers per row of sums: 8 of the 16 (SSE2, AVX2) or 32 (AVX-512) registers.
@@ -54,8 +59,11 @@ struct SmallProduct {
         return v;
     }
 
+    // c = alpha sum + beta c for the tile's sums (store(), below): c(r, l) at c[r * rstep + l * lstep],
+    // nl of its L columns. Whole rows along C's rows go from the registers as vectors, the others
+    // element by element: the same roundings either way.
     template <int NR>
-    void tile(int64_t r0, int64_t l0, T (&t)[R][L]) const {
+    void tile(int64_t r0, int64_t l0, T* c, int64_t rstep, int64_t lstep, int nl, T alpha, T beta) const {
         V s0[NR], s1[NR];
         for (int r = 0; r < NR; ++r) s0[r] = s1[r] = V{};
         const T* xs = x + r0 * xr;
@@ -68,9 +76,21 @@ struct SmallProduct {
                 s1[r] += v * y1;
             }
         }
+        if (lstep == 1 && nl == L) {
+            for (int r = 0; r < NR; ++r) {
+                T* cr = c + r * rstep;
+                V c0 = alpha * s0[r], c1 = alpha * s1[r];
+                if (beta != T(0)) c0 = beta * load(cr) + c0, c1 = beta * load(cr + W) + c1;
+                std::memcpy(cr, &c0, sizeof(V));
+                std::memcpy(cr + W, &c1, sizeof(V));
+            }
+            return;
+        }
+        T t[NR][L];
         for (int r = 0; r < NR; ++r) {
             std::memcpy(&t[r][0], &s0[r], sizeof(V));
             std::memcpy(&t[r][W], &s1[r], sizeof(V));
+            for (int l = 0; l < nl; ++l) store(c[r * rstep + l * lstep], t[r][l], alpha, beta);
         }
     }
 };
@@ -78,11 +98,6 @@ struct SmallProduct {
 // Up to this many multiply-adds (a 4 x 4 by 4 x 4 product), copying an operand into padded tiles
 // costs more than the arithmetic: 2 x 2 by 2 x 2 took 460 instructions through the tiles.
 constexpr int64_t kScalarMax = 64;
-
-// c = alpha sum + beta c, as BLAS (beta 0: c is not read, so it may hold anything).
-template <class T> void store(T& c, T sum, T alpha, T beta) {
-    c = beta == T(0) ? alpha * sum : beta * c + alpha * sum;
-}
 
 template <class T>
 void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda, const T* b,
@@ -141,20 +156,16 @@ void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     }
     // c(i, j) of sum (r, l): row r, element l by rows; transposed by columns.
     const int64_t rstep = by_rows ? ldc : 1, lstep = by_rows ? 1 : ldc;
-    T t[R][L];
     for (int64_t r0 = 0; r0 < rows; r0 += R) {
         const int nr = static_cast<int>(std::min<int64_t>(R, rows - r0));
         for (int64_t l0 = 0; l0 < len; l0 += L) {
-            switch (nr) {  // compile-time heights, so that the sums stay in registers
-                case 4: prod.template tile<4>(r0, l0, t); break;
-                case 3: prod.template tile<3>(r0, l0, t); break;
-                case 2: prod.template tile<2>(r0, l0, t); break;
-                default: prod.template tile<1>(r0, l0, t); break;
-            }
             const int nl = static_cast<int>(std::min<int64_t>(L, len - l0));
-            for (int r = 0; r < nr; ++r) {
-                T* cr = c + (r0 + r) * rstep + l0 * lstep;
-                for (int l = 0; l < nl; ++l) store(cr[l * lstep], t[r][l], alpha, beta);
+            T* ct = c + r0 * rstep + l0 * lstep;
+            switch (nr) {  // compile-time heights, so that the sums stay in registers
+                case 4: prod.template tile<4>(r0, l0, ct, rstep, lstep, nl, alpha, beta); break;
+                case 3: prod.template tile<3>(r0, l0, ct, rstep, lstep, nl, alpha, beta); break;
+                case 2: prod.template tile<2>(r0, l0, ct, rstep, lstep, nl, alpha, beta); break;
+                default: prod.template tile<1>(r0, l0, ct, rstep, lstep, nl, alpha, beta); break;
             }
         }
     }

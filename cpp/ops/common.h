@@ -2,6 +2,9 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "ops/registry.h"
@@ -96,6 +99,31 @@ template <class F> double pairwise_sum(int64_t n, F&& term, int64_t first = 0) {
     }
     const int64_t half = (n / 2 + 7) / 8 * 8;
     return pairwise_sum(half, term, first) + pairwise_sum(n - half, term, first + half);
+}
+
+// Whether exp(v) lies below the normal range, where Eigen's vectorised exp stops (it gives 5.6e-309
+// for exp(-inf), not 0): the C library computes those elements, as numpy does.
+template <class T> bool exp_below_normal(T v) {
+    static const T lowest = std::log(std::numeric_limits<T>::min());
+    return v < lowest;
+}
+
+// y = exp(x) over n contiguous elements (y may be x). Flat passes, which Eigen vectorises: an exp
+// inside a row-wise expression (a softmax's) calls the C library once per element instead. In
+// chunks, so that the inputs below the normal range are still at hand when y is x.
+template <class T> void exp_of(const T* x, T* y, int64_t n) {
+    constexpr int64_t kChunk = 256;
+    T below[kChunk];
+    for (int64_t lo = 0; lo < n; lo += kChunk) {
+        const int64_t len = std::min(kChunk, n - lo);
+        bool any = false;
+        for (int64_t i = 0; i < len; ++i) any |= exp_below_normal(x[lo + i]);
+        if (any) std::copy(x + lo, x + lo + len, below);
+        Eigen::Map<Vec<T>>(y + lo, len) = Eigen::Map<const Vec<T>>(x + lo, len).exp();
+        if (any)
+            for (int64_t i = 0; i < len; ++i)
+                if (exp_below_normal(below[i])) y[lo + i] = static_cast<T>(std::exp(static_cast<double>(below[i])));
+    }
 }
 
 // The gradient-reduction rule of every broadcasting op: sums g over the axes along which `shape`
