@@ -794,6 +794,24 @@ def test_cross_entropy_of_extreme_logits_is_finite():
     np.testing.assert_array_equal(logits.grad, [[1.0, -1.0, 0.0], [0.0, 0.0, 0.0]])
 
 
+def test_softmax_family_is_exact_far_below_the_row_maximum():
+    # exp(x - max) below the normal range comes from the C library, as numpy's: exact zeros and
+    # subnormals, not the 5.6e-309 that a vectorised exp stops at (softmax writes it in place)
+    x = np.array([[0.0, -1000.0, -np.inf, -745.0, -700.0], [3.0, 2.0, 1.0, -1e300, 0.0]])
+    expected = np.exp(x - x.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    for dtype in (np.float64, np.float32):
+        p = vg.softmax(vg.TensorNode(x.astype(dtype))).value
+        exact = expected.astype(dtype)
+        np.testing.assert_array_equal(p[0, 1:4], exact[0, 1:4])
+        assert p[0, 1] == 0.0 and p[0, 2] == 0.0 and p[1, 3] == 0.0
+        np.testing.assert_allclose(p, exact, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    ls = vg.logsoftmax(vg.TensorNode(x))
+    assert ls.value[0, 2] == -np.inf
+    shifted = x[1] - x[1].max()
+    np.testing.assert_allclose(ls.value[1], shifted - np.log(np.exp(shifted).sum()), rtol=1e-14)
+
+
 def test_binary_cross_entropy_clamps_its_logs_at_minus_100():
     p = vg.TensorNode(np.array([0.0, 1.0]))
     loss = vg.binary_cross_entropy(p, np.array([1.0, 0.0]), reduction="sum")
