@@ -1,11 +1,11 @@
 #include "tape.h"
 
+#include "address_map.h"
 #include "jit.h"
 
 #include <Eigen/Core>
 #include <functional>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace tg {
 
@@ -16,9 +16,10 @@ thread_local bool anomaly_mode = false;
 // Visits every op node below `root` once (each before the op nodes below it are left), calling
 // visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by
 // memory; the visited set is the caller's own, so traversals on several threads do not interfere.
-void post_order(const NodePtr& root, const std::function<void(const OpNodePtr&)>& visit) {
+template <class Visit> void post_order(const NodePtr& root, Visit&& visit) {
     if (!root->source) return;
-    std::unordered_set<const OpNode*> seen{root->source.get()};
+    AddressMap<bool> seen;
+    seen.insert(root->source.get());
     std::vector<std::pair<OpNodePtr, size_t>> stack;
     stack.emplace_back(root->source, 0);
     while (!stack.empty()) {
@@ -221,8 +222,9 @@ std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<No
 
 namespace {
 
-// Gradients of the nodes made by ops, kept for the length of one backward call.
-using Pending = std::unordered_map<const Node*, Tensor>;
+// Gradients of the nodes made by ops, kept for the length of one backward call (undefined once
+// the op that made the node has taken it).
+using Pending = AddressMap<Tensor>;
 
 // acc += g, where acc may be undefined (then it becomes g) or share its buffer with another
 // gradient (then it is copied first: a kernel may return one buffer for two inputs).
@@ -252,15 +254,14 @@ bool output_grads(const OpNode& op, Pending& pending, std::vector<NodePtr>& outs
     bool reached = false;
     for (size_t k = 0; k < op.outputs.size(); ++k) {
         outs.push_back(op.outputs[k].lock());
-        auto it = outs.back() ? pending.find(outs.back().get()) : pending.end();
-        if (it != pending.end()) {
-            const Tensor& g = it->second;
+        Tensor* pg = outs.back() ? pending.find(outs.back().get()) : nullptr;
+        if (pg && pg->defined()) {
+            Tensor g = std::move(*pg);
             if (g.shape() != op.call.out[k].shape())
                 throw GraphError("backward of " + op.name() + ": the gradient of its output " + std::to_string(k) +
                                  " has shape " + shape_str(g.shape()) + ", the output " +
                                  shape_str(op.call.out[k].shape()));
             grads.push_back(g.to(op.call.out[k].dtype()));
-            pending.erase(it);
             reached = true;
         } else {
             grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
@@ -355,7 +356,7 @@ namespace {
 
 // How many references the ops of one graph hold to each node: a node with more references than
 // that (plus the caller's) is held from outside the graph, by Python code say.
-using GraphRefs = std::unordered_map<const Node*, long>;
+using GraphRefs = AddressMap<long>;
 
 GraphRefs graph_refs(const std::vector<OpNodePtr>& order) {
     GraphRefs refs;
@@ -364,9 +365,9 @@ GraphRefs graph_refs(const std::vector<OpNodePtr>& order) {
     return refs;
 }
 
-bool held_outside(const NodePtr& n, const GraphRefs& refs, long own) {
-    auto it = refs.find(n.get());
-    return n.use_count() - own - (it == refs.end() ? 0 : it->second) > 0;
+bool held_outside(const NodePtr& n, GraphRefs& refs, long own) {
+    const long* in_graph = refs.find(n.get());
+    return n.use_count() - own - (in_graph ? *in_graph : 0) > 0;
 }
 
 std::string shapes_str(const std::vector<Tensor>& ts) {
@@ -404,9 +405,10 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
     post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
     Readers readers(order);
     for (const auto& op : order) check_versions(*op);  // check everything before changing anything
-    const GraphRefs refs = graph_refs(order);
+    GraphRefs refs = graph_refs(order);
 
-    Pending pending{{root.get(), seed}};
+    Pending pending;
+    pending[root.get()] = seed;
     size_t step = 0;
     std::vector<NodePtr> outs;  // these three are emptied op after op and keep their memory
     std::vector<Tensor> grads;
