@@ -8,10 +8,11 @@
 
 namespace tg {
 
-// A map keyed by the address of a node or op node, for the few of a typical step (tape.cpp): a flat list
-// searched in order, without an allocation per entry (the hash tables of one backward of the synth
-// step cost 15% of its instructions), and indexed by a hash table once it holds more than 16.
-// Inserting may move the values: a pointer to one is good until the next insert.
+// A map keyed by the address of a node or op node, for the few of a typical graph (tape.cpp's
+// backward): a flat list searched in order, without an allocation per entry, and indexed by a hash
+// table once it holds more than 16 (the three hash tables of the synth step's backward cost about
+// 2k of its replay's 161k instructions). Inserting may move the values: a pointer to one is good
+// until the next insert.
 template <class V> class AddressMap {
   public:
     V* find(const void* key) {
@@ -23,6 +24,7 @@ template <class V> class AddressMap {
         auto it = index_.find(key);
         return it == index_.end() ? nullptr : &items_[it->second].second;
     }
+    const V* find(const void* key) const { return const_cast<AddressMap*>(this)->find(key); }
     // The value of key, value-initialised if it was not there; second: whether it was added.
     std::pair<V*, bool> insert(const void* key) {
         if (V* v = find(key)) return {v, false};

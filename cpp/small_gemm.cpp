@@ -23,6 +23,11 @@ constexpr int kVectorBytes = 16;
 typedef float Floats __attribute__((vector_size(kVectorBytes)));
 typedef double Doubles __attribute__((vector_size(kVectorBytes)));
 
+// c = alpha sum + beta c, as BLAS (beta 0: c is not read, so it may hold anything).
+template <class T> void store(T& c, T sum, T alpha, T beta) {
+    c = beta == T(0) ? alpha * sum : beta * c + alpha * sum;
+}
+
 // gemm.cpp runs the tiny products (below 32^3 multiply-adds: a layer of a few units on a batch,
 // say) as these plain loops: Eigen's general product packs its operands and sets up blocks first,
 // which cost more than the arithmetic here (a 128 x 2 by 2 x 8 product took 3 us). Each c_ij sums
@@ -34,11 +39,6 @@ typedef double Doubles __attribute__((vector_size(kVectorBytes)));
 // times L contiguous values of the other, y. C's rows are the tiles' rows (x = A, y = B) or its
 // columns (C^T = B^T A^T: x = B, y = A), whichever costs less; y is copied, in rows padded to whole
 // tiles with zeros, unless it is laid out so already.
-// c = alpha sum + beta c, as BLAS (beta 0: c is not read, so it may hold anything).
-template <class T> void store(T& c, T sum, T alpha, T beta) {
-    c = beta == T(0) ? alpha * sum : beta * c + alpha * sum;
-}
-
 template <class T>
 struct SmallProduct {
     // Two vector registers per row of sums: 8 of the 16 (SSE2, AVX2) or 32 (AVX-512) registers.
@@ -59,7 +59,7 @@ struct SmallProduct {
         return v;
     }
 
-    // c = alpha sum + beta c for the tile's sums (store(), below): c(r, l) at c[r * rstep + l * lstep],
+    // c = alpha sum + beta c for the tile's sums (store(), above): c(r, l) at c[r * rstep + l * lstep],
     // nl of its L columns. Whole rows along C's rows go from the registers as vectors, the others
     // element by element: the same roundings either way.
     template <int NR>

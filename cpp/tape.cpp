@@ -5,7 +5,6 @@
 
 #include <Eigen/Core>
 #include <functional>
-#include <unordered_map>
 
 namespace tg {
 
@@ -365,7 +364,7 @@ GraphRefs graph_refs(const std::vector<OpNodePtr>& order) {
     return refs;
 }
 
-bool held_outside(const NodePtr& n, GraphRefs& refs, long own) {
+bool held_outside(const NodePtr& n, const GraphRefs& refs, long own) {
     const long* in_graph = refs.find(n.get());
     return n.use_count() - own - (in_graph ? *in_graph : 0) > 0;
 }
@@ -405,7 +404,7 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
     post_order(root, [&](const OpNodePtr& op) { order.push_back(op); });
     Readers readers(order);
     for (const auto& op : order) check_versions(*op);  // check everything before changing anything
-    GraphRefs refs = graph_refs(order);
+    const GraphRefs refs = graph_refs(order);
 
     Pending pending;
     pending[root.get()] = seed;
