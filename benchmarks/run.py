@@ -301,7 +301,7 @@ def section_ops(args):
         for grad in (True, False):
             row = Row("ops", f"ops.{key}.{'grad' if grad else 'nograd'}",
                       f"{work} 2x2 f64, {'with grad' if grad else 'no grad'}", "us",
-                      target=("torch", 0.5, "<=") if grad else None,
+                      target=("torch", 0.3, "<=") if grad else None,
                       note="" if grad else "tapegrad and torch inside no_grad(); numpy-ref: plain numpy arrays")
             rows.append(row)
             for lib, stmt in by_lib.items():

@@ -129,16 +129,29 @@ Tensor to_index(py::handle obj, const std::string& op) {
 }
 
 namespace {
-PyTypeObject* node_class = nullptr;  // set at import, before any call can need it; never freed
+// Set at import, before any call can need them; never freed.
+PyTypeObject* node_class = nullptr;
+const py::detail::type_info* node_record = nullptr;  // pybind11's record of the class
 }  // namespace
 
 void remember_node_class(py::handle cls) {
     node_class = reinterpret_cast<PyTypeObject*>(cls.inc_ref().ptr());
+    node_record = py::detail::get_type_info(typeid(Node));
 }
 
 NodePtr node_or_null(py::handle obj) {
-    if (node_class ? !PyObject_TypeCheck(obj.ptr(), node_class) : !py::isinstance<Node>(obj)) return nullptr;
-    return obj.cast<NodePtr>();
+    if (!node_class) return py::isinstance<Node>(obj) ? obj.cast<NodePtr>() : nullptr;
+    if (!PyObject_TypeCheck(obj.ptr(), node_class)) return nullptr;
+    auto held = reinterpret_cast<py::detail::instance*>(obj.ptr())->get_value_and_holder(node_record, false);
+    if (!held || !held.holder_constructed()) return obj.cast<NodePtr>();  // pybind11 says what is wrong
+    return held.holder<NodePtr>();
+}
+
+py::object node_object(const NodePtr& n) {
+    if (!n) return py::none();
+    // What py::cast(n) does for a shared_ptr holder, less the lookup of the class by its C++ type.
+    return py::reinterpret_steal<py::object>(py::detail::type_caster_generic::cast(
+        n.get(), py::return_value_policy::take_ownership, py::handle(), node_record, nullptr, nullptr, &n));
 }
 
 NodePtr as_node(py::handle obj, const Node& like, const char* op) {

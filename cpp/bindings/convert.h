@@ -40,6 +40,9 @@ NodePtr as_node(py::handle obj, const Node& like, const char* op);
 // against the class remember_node_class was given (pybind11's isinstance<Node> looks the C++ type
 // up in its registry on every call: an eighth of a 2x2 op's instructions went to such lookups).
 NodePtr node_or_null(py::handle obj);
+// The TensorNode object of a node (None for null): py::cast(n), with the class's record looked up
+// once instead of by C++ type name on every call (a third of the cost of returning a node).
+py::object node_object(const NodePtr& n);
 void remember_node_class(py::handle cls);  // TensorNode, once it is bound
 py::tuple shape_tuple(const Shape& shape);
 // The name of an object's type, for messages ("float", "TensorNode").

@@ -82,7 +82,7 @@ std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs) 
 }
 
 py::object nodes_out(const std::vector<NodePtr>& nodes) {
-    if (nodes.size() == 1) return py::cast(nodes[0]);
+    if (nodes.size() == 1) return node_object(nodes[0]);
     return py::cast(nodes);
 }
 
@@ -107,6 +107,13 @@ namespace {
 py::object& integer_operator() {
     static auto* f = new py::object();  // never destroyed: the interpreter may be gone by then
     return *f;
+}
+
+// The node of a TensorNode method's self (the method is bound on the class, so self is one, unless
+// a subclass's __init__ never ran).
+NodePtr self_node(py::handle self) {
+    if (NodePtr n = node_or_null(self)) return n;
+    throw py::type_error("expected a TensorNode as self, got " + type_name(self));
 }
 
 // self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
@@ -513,7 +520,7 @@ void bind_nodes(py::module_& m) {
         [](int op, bool reflected, const char* name) {
             def_of(op);
             return py::cpp_function(
-                [op, reflected](const NodePtr& a, py::object b) { return binary(op, a, b, reflected); },
+                [op, reflected](py::handle self, py::handle b) { return node_object(binary(op, self_node(self), b, reflected)); },
                 py::name(name), py::is_method(py::type::of<Node>()), py::arg("other"));
         },
         py::arg("op"), py::arg("reflected"), py::arg("name"),
@@ -522,7 +529,8 @@ void bind_nodes(py::module_& m) {
         "unary_method",
         [](int op, const char* name) {
             def_of(op);
-            return py::cpp_function([op](const NodePtr& a) { return std::move(apply_op(op, {a}, {})[0]); }, py::name(name),
+            return py::cpp_function([op](py::handle self) { return node_object(apply_op(op, {self_node(self)}, {})[0]); },
+                                    py::name(name),
                                     py::is_method(py::type::of<Node>()));
         },
         py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
@@ -574,7 +582,13 @@ void bind_nodes(py::module_& m) {
         py::arg("op"), py::arg("inputs"), py::arg("kwargs"),
         "Applies op (a row of op_table()) to TensorNodes, with its attributes as keyword arguments.");
     m.def(
-        "apply1", [](int op, const NodePtr& x) { return nodes_out(apply_op(op, {x}, make_attrs(def_of(op), py::none()))); },
+        "apply1",
+        [](int op, py::handle x) {
+            const OpDef& def = def_of(op);
+            NodePtr n = node_or_null(x);
+            if (!n) throw DTypeError(std::string(def.name) + ": expected a TensorNode, got " + type_name(x));
+            return nodes_out(apply_op(op, {std::move(n)}, make_attrs(def, py::none())));
+        },
         py::arg("op"), py::arg("x"), "apply(op, [x], {}): the shortest path, for unary functions.");
     m.def(
         "apply_plain",
