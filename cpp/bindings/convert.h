@@ -36,7 +36,7 @@ Tensor to_index(py::handle obj, const std::string& op);
 // A node for an operand of a binary op: a TensorNode is itself; a Python number takes the dtype of
 // `like` (weak, as in numpy); arrays and numpy scalars keep theirs.
 NodePtr as_node(py::handle obj, const Node& like, const char* op);
-// The node a TensorNode object holds, or null for any other object. One cast, after a type check
+// The node a TensorNode object holds, or null for any other object: its holder, read after a type check
 // against the class remember_node_class was given (pybind11's isinstance<Node> looks the C++ type
 // up in its registry on every call: an eighth of a 2x2 op's instructions went to such lookups).
 NodePtr node_or_null(py::handle obj);

@@ -86,17 +86,17 @@ py::object nodes_out(const std::vector<NodePtr>& nodes) {
     return py::cast(nodes);
 }
 
+// Input i of op `def`: the node of a TensorNode, or a DTypeError naming the op.
+NodePtr input_node(const OpDef& def, py::handle x, size_t i) {
+    if (NodePtr n = node_or_null(x)) return n;
+    throw DTypeError(std::string(def.name) + ": all inputs must be TensorNodes; input " + std::to_string(i) + " is " +
+                     type_name(x) + " (constants go in as keyword arguments)");
+}
+
 std::vector<NodePtr> node_inputs(const OpDef& def, py::handle inputs) {
     std::vector<NodePtr> nodes;
     size_t i = 0;
-    for (auto x : inputs) {
-        NodePtr n = node_or_null(x);
-        if (!n)
-            throw DTypeError(std::string(def.name) + ": all inputs must be TensorNodes; input " + std::to_string(i) +
-                             " is " + type_name(x) + " (constants go in as keyword arguments)");
-        nodes.push_back(std::move(n));
-        ++i;
-    }
+    for (auto x : inputs) nodes.push_back(input_node(def, x, i++));
     return nodes;
 }
 
@@ -585,9 +585,7 @@ void bind_nodes(py::module_& m) {
         "apply1",
         [](int op, py::handle x) {
             const OpDef& def = def_of(op);
-            NodePtr n = node_or_null(x);
-            if (!n) throw DTypeError(std::string(def.name) + ": expected a TensorNode, got " + type_name(x));
-            return nodes_out(apply_op(op, {std::move(n)}, make_attrs(def, py::none())));
+            return nodes_out(apply_op(op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
         },
         py::arg("op"), py::arg("x"), "apply(op, [x], {}): the shortest path, for unary functions.");
     m.def(
