@@ -123,7 +123,7 @@ bool Recorder::is_argument(const NodePtr& n) const {
     return false;
 }
 
-void Recorder::produced(const std::vector<NodePtr>& outputs, Action& a) {
+void Recorder::produced(const Nodes& outputs, Action& a) {
     a.first_slot = static_cast<int>(made_.size());
     a.outputs = static_cast<int>(outputs.size());
     for (const auto& n : outputs) {
@@ -132,8 +132,7 @@ void Recorder::produced(const std::vector<NodePtr>& outputs, Action& a) {
     }
 }
 
-void Recorder::applied(int op, const std::vector<NodePtr>& inputs, const Attrs& attrs,
-                       const std::vector<NodePtr>& outputs) {
+void Recorder::applied(int op, const Nodes& inputs, const Attrs& attrs, const Nodes& outputs) {
     Action a;
     a.kind = Action::apply;
     a.op = op;
@@ -266,16 +265,15 @@ std::vector<NodePtr> Program::run(const std::vector<NodePtr>& nodes, const std::
         }
         return captured[s.index];
     };
-    std::vector<NodePtr> ins;
     for (size_t i = 0; i < actions.size(); ++i) {
         const Action& a = actions[i];
         switch (a.kind) {
             case Action::apply: {
-                ins.clear();
+                Nodes ins;
                 for (const Source& s : a.in) ins.push_back(node(s));
                 Attrs attrs = a.attrs;
                 if (a.index_conversion >= 0) attrs.index = converted[a.index_conversion];
-                std::vector<NodePtr> outs = tg::apply(a.op, ins, std::move(attrs));
+                Nodes outs = tg::apply(a.op, std::move(ins), std::move(attrs));
                 for (int k = 0; k < a.outputs; ++k) slot[a.first_slot + k] = std::move(outs[k]);
                 break;
             }

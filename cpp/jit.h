@@ -114,7 +114,7 @@ class Recorder {
     };
     Recorder(std::vector<NodePtr> nodes, std::vector<Array> arrays);
 
-    void applied(int op, const std::vector<NodePtr>& inputs, const Attrs& attrs, const std::vector<NodePtr>& outputs);
+    void applied(int op, const Nodes& inputs, const Attrs& attrs, const Nodes& outputs);
     void backward(const NodePtr& root, bool retain_graph, const Tensor& seed);
     void on_node(Action::Kind kind, const NodePtr& node);  // zero_grad, clear_grad, fill_grad, retain
     void detached(const NodePtr& from, const NodePtr& to);
@@ -135,7 +135,7 @@ class Recorder {
 
   private:
     Source source_of(const NodePtr& n);
-    void produced(const std::vector<NodePtr>& outputs, Action& a);
+    void produced(const Nodes& outputs, Action& a);
 
     std::vector<NodePtr> nodes_;
     std::vector<Array> arrays_;

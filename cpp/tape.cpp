@@ -112,7 +112,7 @@ void run_forward(int op, Call& c) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
     c.def = &def;
     const char* name = def.name;
-    std::vector<Tensor>& inputs = c.in;
+    Tensors& inputs = c.in;
     if (def.arity >= 0 ? static_cast<int>(inputs.size()) != def.arity : inputs.empty())
         throw std::invalid_argument(std::string(name) + ": expected " +
                                     (def.arity >= 0 ? std::to_string(def.arity) : std::string("at least 1")) +
@@ -129,7 +129,7 @@ void run_forward(int op, Call& c) {
     }
     for (auto& t : inputs)
         if (t.dtype() != dt) t = t.to(dt);
-    std::vector<Shape> shapes = def.shape(c);
+    Shapes shapes = def.shape(c);
     c.out.clear();
     c.out.reserve(shapes.size());
     if (!def.forward) {
@@ -140,13 +140,13 @@ void run_forward(int op, Call& c) {
     }
 }
 
-std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads) {
+Tensors run_backward(int op, const Call& call, const Tensors& grads) {
     const OpDef& def = op_table().at(static_cast<size_t>(op));
     if (!def.backward) throw std::invalid_argument(std::string(def.name) + " has no gradient");
     if (grads.size() != call.out.size())
         throw std::invalid_argument(std::string(def.name) + ": backward expected " + std::to_string(call.out.size()) +
                                     " gradient(s), got " + std::to_string(grads.size()));
-    std::vector<Tensor> g;
+    Tensors g;
     for (size_t k = 0; k < grads.size(); ++k) {
         if (grads[k].shape() != call.out[k].shape())
             throw std::invalid_argument(std::string(def.name) + ": gradient of shape " + shape_str(grads[k].shape()) +
@@ -156,14 +156,14 @@ std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Ten
     return def.backward(call, g, std::vector<bool>(call.in.size(), true));
 }
 
-static bool any_torch(const std::vector<NodePtr>& inputs) {
+static bool any_torch(const Nodes& inputs) {
     for (const auto& n : inputs)
         if (n->torch) return true;
     return false;
 }
 
-static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tensor>& outputs, bool record, bool torch) {
-    std::vector<NodePtr> nodes;
+static Nodes connect(const OpNodePtr& op, const Tensors& outputs, bool record, bool torch) {
+    Nodes nodes;
     nodes.reserve(outputs.size());
     if (record) op->outputs.reserve(outputs.size());
     for (const auto& t : outputs) {
@@ -178,14 +178,14 @@ static std::vector<NodePtr> connect(const OpNodePtr& op, const std::vector<Tenso
     return nodes;
 }
 
-static bool should_record(const std::vector<NodePtr>& inputs) {
+static bool should_record(const Nodes& inputs) {
     if (!grad_mode) return false;
     for (const auto& n : inputs)
         if (n->requires_grad) return true;
     return false;
 }
 
-std::vector<NodePtr> apply(int op, std::vector<NodePtr> inputs, Attrs attrs) {
+Nodes apply(int op, Nodes inputs, Attrs attrs) {
     const bool rec = op_table()[static_cast<size_t>(op)].backward && should_record(inputs);
     Call local;
     auto node = rec ? std::make_shared<OpNode>() : nullptr;
@@ -200,13 +200,13 @@ std::vector<NodePtr> apply(int op, std::vector<NodePtr> inputs, Attrs attrs) {
         node->inputs = std::move(inputs);  // the op node keeps the caller's vector
         remember_versions(*node);
     }
-    std::vector<NodePtr> outputs = connect(node, call.out, rec, torch);
+    Nodes outputs = connect(node, call.out, rec, torch);
     if (jit::Recorder* r = jit::recording()) r->applied(op, rec ? node->inputs : inputs, call.attrs, outputs);
     return outputs;
 }
 
-std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
-                            std::vector<Tensor> outputs) {
+Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs,
+                            Tensors outputs) {
     if (jit::recording())
         jit::refuse("calls the Python Op " + op->name(), "write it with tapegrad's ops, or call this step without vg.jit");
     if (!should_record(inputs)) return connect(nullptr, outputs, false, any_torch(inputs));
@@ -249,7 +249,7 @@ void add_to_grad(Node& n, const Tensor& g) {
 
 // The gradients of the op's outputs, taken from `pending`, with `outs` holding the outputs still
 // alive: zeros for an output no gradient reached. False when none did (nothing to propagate).
-bool output_grads(const OpNode& op, Pending& pending, std::vector<NodePtr>& outs, std::vector<Tensor>& grads) {
+bool output_grads(const OpNode& op, Pending& pending, Nodes& outs, Tensors& grads) {
     bool reached = false;
     for (size_t k = 0; k < op.outputs.size(); ++k) {
         outs.push_back(op.outputs[k].lock());
@@ -271,8 +271,8 @@ bool output_grads(const OpNode& op, Pending& pending, std::vector<NodePtr>& outs
 
 // The op's local backward, a kernel of the table or a Python callback: one gradient per input
 // (undefined where the input needs none).
-std::vector<Tensor> input_grads(OpNode& op, std::vector<Tensor>& grads, const std::vector<bool>& need) {
-    std::vector<Tensor> gin;
+Tensors input_grads(OpNode& op, Tensors& grads, const std::vector<bool>& need) {
+    Tensors gin;
     if (op.external) {
         gin = op.external->backward(grads);
     } else {
@@ -369,7 +369,7 @@ bool held_outside(const NodePtr& n, const GraphRefs& refs, long own) {
     return n.use_count() - own - (in_graph ? *in_graph : 0) > 0;
 }
 
-std::string shapes_str(const std::vector<Tensor>& ts) {
+std::string shapes_str(const Tensors& ts) {
     std::string s;
     for (size_t i = 0; i < ts.size(); ++i)
         s += (i ? ", " : "") + (ts[i].defined() ? shape_str(ts[i].shape()) : std::string("-"));
@@ -409,8 +409,8 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
     Pending pending;
     pending[root.get()] = seed;
     size_t step = 0;
-    std::vector<NodePtr> outs;  // these three are emptied op after op and keep their memory
-    std::vector<Tensor> grads;
+    Nodes outs;  // these three are emptied op after op and keep their memory
+    Tensors grads;
     std::vector<bool> need;
     for (auto it = order.rbegin(); it != order.rend(); ++it) {
         OpNode& op = **it;
@@ -428,8 +428,8 @@ void backward(const NodePtr& root, bool retain_graph, Tensor seed) {
             need.clear();
             for (const auto& in : op.inputs)
                 need.push_back(in->requires_grad && (in->source || anomaly_mode || held_outside(in, refs, 0)));
-            std::vector<Tensor> received = trace_sink ? grads : std::vector<Tensor>();
-            std::vector<Tensor> gin = input_grads(op, grads, need);
+            Tensors received = trace_sink ? grads : Tensors();
+            Tensors gin = input_grads(op, grads, need);
             if (trace_sink)
                 trace_sink(std::to_string(++step) + ". " + op.name() + ": received (" + shapes_str(received) +
                            "), returned (" + shapes_str(gin) + ")");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/registry.h"
+#include "small_vector.h"
 #include "tensor.h"
 
 namespace tg {
@@ -39,13 +40,15 @@ struct Node {
     ~Node();  // tears the graph below down iteratively: a 100k-op chain must not overflow the stack
 };
 using NodePtr = std::shared_ptr<Node>;
+// An op's input or output nodes.
+using Nodes = SmallVector<NodePtr, 3>;
 
 // An op whose kernels live outside the engine (a Python Op); the tape calls it back.
 struct ExternalOp {
     virtual ~ExternalOp() = default;
     virtual std::string name() const = 0;
     // One gradient per input (undefined: none) given one per output.
-    virtual std::vector<Tensor> backward(const std::vector<Tensor>& grads) = 0;
+    virtual Tensors backward(const Tensors& grads) = 0;
     virtual void release() {}  // drop what the forward saved (after a backward without retain_graph)
 };
 
@@ -53,9 +56,9 @@ struct OpNode {
     int op = -1;  // row of op_table(), or -1 for an external op
     Call call;    // what the forward saw and produced (native ops)
     std::unique_ptr<ExternalOp> external;
-    std::vector<NodePtr> inputs;
-    std::vector<std::weak_ptr<Node>> outputs;  // weak: outputs own their source, not the reverse
-    std::vector<uint64_t> versions;  // versions of the saved tensors when the forward ran
+    Nodes inputs;
+    SmallVector<std::weak_ptr<Node>, 2> outputs;  // weak: outputs own their source, not the reverse
+    SmallVector<uint64_t, 5> versions;  // versions of the saved tensors when the forward ran
     std::string trace;               // where the op was created (kept in anomaly mode)
     std::atomic<bool> differentiated{false};  // a backward has run through this op
 
@@ -84,14 +87,14 @@ void set_trace(std::function<void(const std::string&)> sink);
 // float32/float64 to the wider type, applies the shape rule and the forward kernel to fill call.out.
 void run_forward(int op, Call& call);
 // Runs a native op's backward for a Call from run_forward (all input gradients wanted).
-std::vector<Tensor> run_backward(int op, const Call& call, const std::vector<Tensor>& grads);
+Tensors run_backward(int op, const Call& call, const Tensors& grads);
 
 // Applies a native op to nodes, recording an OpNode when grad mode is on and an input requires grad
 // (the OpNode keeps `inputs`: a caller that is done with its vector moves it in).
-std::vector<NodePtr> apply(int op, std::vector<NodePtr> inputs, Attrs attrs);
+Nodes apply(int op, Nodes inputs, Attrs attrs);
 // Records an op computed outside the engine, whose outputs are `outputs`.
-std::vector<NodePtr> record(std::unique_ptr<ExternalOp> op, const std::vector<NodePtr>& inputs,
-                            std::vector<Tensor> outputs);
+Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs,
+                            Tensors outputs);
 
 // Propagates the gradient 1 of the root down the graph, visiting the op nodes once each in reverse
 // topological order. Leaves that require grad, nodes marked retain, and nodes held from outside the

@@ -9,10 +9,12 @@ namespace tg {
 
 const OpDef& def_of(int op);  // row `op` of the op table (IndexError beyond it)
 // tg::apply with the GIL released for large inputs, remembering the Python stack in anomaly mode.
-std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs);
+Nodes apply_op(int op, Nodes inputs, Attrs attrs);
 // One node as itself, several as a list.
-pybind11::object nodes_out(const std::vector<NodePtr>& nodes);
+pybind11::object nodes_out(const Nodes& nodes);
+// The nodes as a list of TensorNodes.
+pybind11::list node_list(const Nodes& nodes);
 // The inputs of op `def` as nodes: TypeError naming the op for anything that is not a TensorNode.
-std::vector<NodePtr> node_inputs(const OpDef& def, pybind11::handle inputs);
+Nodes node_inputs(const OpDef& def, pybind11::handle inputs);
 
 }  // namespace tg

@@ -2,6 +2,7 @@
 // raw-array forward/backward of native ops, the op table as Python sees it, and the fast callables
 // that the Python layer installs as TensorNode's operators.
 #include <pybind11/stl.h>
+#include <pybind11/typing.h>
 
 #include "bindings/convert.h"
 #include "bindings/graph.h"
@@ -31,7 +32,7 @@ const OpDef& def_of(int op) { return op_table().at(static_cast<size_t>(op)); }
 
 namespace {
 
-bool large(const std::vector<NodePtr>& inputs) {
+bool large(const Nodes& inputs) {
     for (const auto& n : inputs)
         if (n->value.numel() >= kReleaseGilElements) return true;
     return false;
@@ -48,7 +49,7 @@ const std::string& package_dir() {
 }
 
 // In anomaly mode, op nodes remember the Python stack that created them, for the error message.
-void remember_trace(const std::vector<NodePtr>& outputs) {
+void remember_trace(const Nodes& outputs) {
     if (anomaly_enabled() && !outputs.empty() && outputs[0]->source) {
         // The user's frames nearest the call: the package's own are dropped, the last six kept.
         py::object os = py::module_::import("os");
@@ -69,8 +70,8 @@ void remember_trace(const std::vector<NodePtr>& outputs) {
 
 }  // namespace
 
-std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs) {
-    std::vector<NodePtr> out;
+Nodes apply_op(int op, Nodes inputs, Attrs attrs) {
+    Nodes out;
     if (large(inputs)) {
         py::gil_scoped_release nogil;
         out = tg::apply(op, std::move(inputs), std::move(attrs));
@@ -81,9 +82,15 @@ std::vector<NodePtr> apply_op(int op, std::vector<NodePtr> inputs, Attrs attrs) 
     return out;
 }
 
-py::object nodes_out(const std::vector<NodePtr>& nodes) {
+py::list node_list(const Nodes& nodes) {
+    py::list out(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) out[i] = node_object(nodes[i]);
+    return out;
+}
+
+py::object nodes_out(const Nodes& nodes) {
     if (nodes.size() == 1) return node_object(nodes[0]);
-    return py::cast(nodes);
+    return node_list(nodes);
 }
 
 // Input i of op `def`: the node of a TensorNode, or a DTypeError naming the op.
@@ -93,8 +100,8 @@ NodePtr input_node(const OpDef& def, py::handle x, size_t i) {
                      type_name(x) + " (constants go in as keyword arguments)");
 }
 
-std::vector<NodePtr> node_inputs(const OpDef& def, py::handle inputs) {
-    std::vector<NodePtr> nodes;
+Nodes node_inputs(const OpDef& def, py::handle inputs) {
+    Nodes nodes;
     size_t i = 0;
     for (auto x : inputs) nodes.push_back(input_node(def, x, i++));
     return nodes;
@@ -124,7 +131,7 @@ NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
         return integer_operator()(op, self, other, reflected).cast<NodePtr>();
     }
     if (!o) o = as_node(other, *self, def_of(op).name);
-    std::vector<NodePtr> inputs;  // (not a braced list: its elements would be copied, not moved)
+    Nodes inputs;  // (not a braced list: its elements would be copied, not moved)
     inputs.reserve(2);
     inputs.push_back(reflected ? std::move(o) : self);
     inputs.push_back(reflected ? self : std::move(o));
@@ -150,7 +157,7 @@ struct PythonOp : ExternalOp {
         py::gil_scoped_acquire gil;
         context = py::dict();
     }
-    std::vector<Tensor> backward(const std::vector<Tensor>& grads) override {
+    Tensors backward(const Tensors& grads) override {
         py::gil_scoped_acquire gil;
         const std::string op = py::str(cls.attr("__name__"));
         py::tuple args(grads.size() + 1);
@@ -158,7 +165,7 @@ struct PythonOp : ExternalOp {
         for (size_t k = 0; k < grads.size(); ++k) args[k + 1] = to_numpy(grads[k]);
         // vg.Function maps the gradients of forward's arguments to its node inputs in _tape_backward.
         py::object res = (py::hasattr(cls, "_tape_backward") ? cls.attr("_tape_backward") : cls.attr("backward"))(*args);
-        std::vector<Tensor> out;
+        Tensors out;
         if (!py::isinstance<py::tuple>(res) && !py::isinstance<py::list>(res)) res = py::make_tuple(res);
         for (auto g : res) out.push_back(g.is_none() ? Tensor() : to_tensor(g, op + ".backward", false));
         return out;
@@ -274,14 +281,17 @@ void bind_nodes(py::module_& m) {
             },
             "The op class (e.g. vg.Add) whose forward produced the outputs.")
         .def_property_readonly("name", &OpNode::name, "The op's name (the engine's, or the Python op class's).")
-        .def_readonly("inputs", &OpNode::inputs, "The TensorNodes the op was applied to.")
+        .def_property_readonly(
+            "inputs",
+            [](const OpNode& o) { return py::reinterpret_steal<py::typing::List<Node>>(node_list(o.inputs).release()); },
+            "The TensorNodes the op was applied to.")
         .def_property_readonly(
             "outputs",
             [](const OpNode& o) {
                 py::list out;
                 for (const auto& w : o.outputs) {
                     auto n = w.lock();
-                    out.append(n ? py::cast(n) : py::none());
+                    out.append(n ? node_object(n) : py::none());
                 }
                 return out;
             },
@@ -613,7 +623,7 @@ void bind_nodes(py::module_& m) {
         "backward",
         [](const NativeContext& ctx, py::sequence grads) {
             const char* name = def_of(ctx.op).name;
-            std::vector<Tensor> g;
+            Tensors g;
             for (auto a : grads) g.push_back(to_tensor(a, name, false));
             py::list out;
             for (const auto& t : run_backward(ctx.op, ctx.call, g)) out.append(to_numpy(t));
@@ -624,10 +634,10 @@ void bind_nodes(py::module_& m) {
         "record",
         [](py::object cls, py::object context, py::sequence inputs, py::object outputs) {
             const std::string name = py::str(cls.attr("__name__"));
-            std::vector<NodePtr> nodes;
+            Nodes nodes;
             for (auto x : inputs) nodes.push_back(x.cast<NodePtr>());
             const bool many = py::isinstance<py::tuple>(outputs);
-            std::vector<Tensor> outs;
+            Tensors outs;
             for (auto o : many ? py::tuple(outputs) : py::make_tuple(outputs)) {
                 // An array the op made itself is adopted; a view of other memory (an input, say) is copied.
                 const bool owns = py::isinstance<py::array>(o) && o.attr("base").is_none();
@@ -635,7 +645,7 @@ void bind_nodes(py::module_& m) {
             }
             auto res = tg::record(std::make_unique<PythonOp>(cls, context), nodes, std::move(outs));
             remember_trace(res);
-            return many ? py::cast(res) : py::cast(res[0]);
+            return many ? py::object(node_list(res)) : node_object(res[0]);
         },
         py::arg("cls"), py::arg("context"), py::arg("inputs"), py::arg("outputs"),
         "Puts a Python Op's application on the tape.");

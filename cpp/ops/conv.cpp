@@ -438,7 +438,7 @@ template <class T> T* out_rows(const Conv& s, T* y, int64_t n, int64_t g) { retu
 
 // ---- conv2d ----
 
-std::vector<Shape> shape_conv2d(const Call& c) {
+Shapes shape_conv2d(const Call& c) {
     const Conv s = conv_geometry(c);
     return {Shape{s.n, s.o, s.oh, s.ow}};
 }
@@ -682,7 +682,7 @@ void for_planes(const Pool& s, const std::function<void(int64_t)>& body) {
 
 }  // namespace
 
-std::vector<Shape> shape_max_pool2d(const Call& c) {
+Shapes shape_max_pool2d(const Call& c) {
     const Pool s = pool_geometry(c, true);
     return {Shape{s.n, s.c, s.oh, s.ow}};
 }
@@ -785,7 +785,7 @@ int64_t avg_divisor(const Call& c, const Pool& s, int64_t oy, int64_t ox) {
 
 }  // namespace
 
-std::vector<Shape> shape_avg_pool2d(const Call& c) {
+Shapes shape_avg_pool2d(const Call& c) {
     const Pool s = pool_geometry(c, false);
     return {Shape{s.n, s.c, s.oh, s.ow}};
 }
@@ -863,7 +863,7 @@ inline int64_t bin_end(int64_t o, int64_t size, int64_t out) { return ((o + 1) *
 
 }  // namespace
 
-std::vector<Shape> shape_adaptive_avg_pool2d(const Call& c) {
+Shapes shape_adaptive_avg_pool2d(const Call& c) {
     const Adaptive s = adaptive_geometry(c);
     return {Shape{s.n, s.c, s.oh, s.ow}};
 }
@@ -986,7 +986,7 @@ template <class T> void copy_overlap(const Shape& in_shape, const Padding& p, co
 
 }  // namespace
 
-std::vector<Shape> shape_pad(const Call& c) { return {padding_of(c).out}; }
+Shapes shape_pad(const Call& c) { return {padding_of(c).out}; }
 
 // y = x placed at offset `before` in a tensor filled with `value` (cropped where before < 0)
 void fwd_pad(Call& c) {

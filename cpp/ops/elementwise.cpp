@@ -8,11 +8,11 @@
 
 namespace tg {
 
-std::vector<Shape> shape_broadcast(const Call& c) {
+Shapes shape_broadcast(const Call& c) {
     return {broadcast_shape(c.in[0].shape(), c.in[1].shape(), c.name())};
 }
 
-std::vector<Shape> shape_same(const Call& c) { return {c.in[0].shape()}; }
+Shapes shape_same(const Call& c) { return {c.in[0].shape()}; }
 
 namespace {
 
@@ -296,7 +296,7 @@ Grads bwd_clip(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
-std::vector<Shape> shape_clip(const Call& c) {
+Shapes shape_clip(const Call& c) {
     if (c.real("lo") > c.real("hi"))
         throw std::invalid_argument(std::string(c.name()) + ": lower bound " + std::to_string(c.real("lo")) +
                                     " is above upper bound " + std::to_string(c.real("hi")));

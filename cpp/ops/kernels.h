@@ -5,9 +5,8 @@
 
 namespace tg {
 
-using Grads = std::vector<Tensor>;
+using Grads = Tensors;
 using Need = std::vector<bool>;
-using Shapes = std::vector<Shape>;
 
 #define TG_KERNELS(name)  \
     void fwd_##name(Call&); \

@@ -64,7 +64,7 @@ template <class F> void for_each_matrix(const MatmulShapes& s, F f) {
 
 }  // namespace
 
-std::vector<Shape> shape_matmul(const Call& c) { return {matmul_shapes(c.name(), c.in[0], c.in[1]).out}; }
+Shapes shape_matmul(const Call& c) { return {matmul_shapes(c.name(), c.in[0], c.in[1]).out}; }
 
 void fwd_matmul(Call& c) {
     const MatmulShapes s = matmul_shapes(c.name(), c.in[0], c.in[1]);
@@ -125,7 +125,7 @@ static void require_matrices(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 // batch_mm(matrix (o, i), vectors (n, i)) applies the matrix to each row vector: (n, o).
-std::vector<Shape> shape_batch_mm(const Call& c) {
+Shapes shape_batch_mm(const Call& c) {
     const char* op = c.name();
     const auto &w = c.in[0], &x = c.in[1];
     require_matrices(op, w, x);
@@ -165,7 +165,7 @@ Grads bwd_batch_mm(const Call& c, const Grads& g, const Need& need) {
 }
 
 // linear(x (n, i), W (o, i)[, b (o,) or (1, o)]) = x W^T + b, shape (n, o).
-std::vector<Shape> shape_linear(const Call& c) {
+Shapes shape_linear(const Call& c) {
     const char* op = c.name();
     if (c.in.size() != 2 && c.in.size() != 3)
         throw std::invalid_argument(std::string(op) + ": expected inputs x, W and optionally b, got " +

@@ -40,7 +40,7 @@ void require_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-std::vector<Shape> shape_softmax(const Call& c) {
+Shapes shape_softmax(const Call& c) {
     const char* op = c.name();
     if (c.in[0].ndim() == 0) throw std::invalid_argument(std::string(op) + ": needs at least 1 dimension, got a scalar");
     return {c.in[0].shape()};
@@ -156,7 +156,7 @@ Grads bwd_log_softmax(const Call& c, const Grads& g, const Need&) {
 
 // cross_entropy(logits (n, C), targets (n,) in [0, C), reduction):
 // mean or sum over rows of logsumexp(x_i) - x_i[t_i]. The softmax is kept in aux for the backward.
-std::vector<Shape> shape_cross_entropy(const Call& c) {
+Shapes shape_cross_entropy(const Call& c) {
     const char* op = c.name();
     const Tensor &x = c.in[0], &t = c.attrs.index;
     if (x.ndim() != 2)
@@ -210,7 +210,7 @@ Grads bwd_cross_entropy(const Call& c, const Grads& g, const Need&) {
     return {r};
 }
 
-std::vector<Shape> shape_pair_loss(const Call& c) {
+Shapes shape_pair_loss(const Call& c) {
     const char* op = c.name();
     require_same_shape(op, c.in[0], c.in[1]);
     return {Shape{}};

@@ -72,10 +72,10 @@ template <class T, bool Max> void extreme(const Tensor& x, const Shape& kept, co
 
 }  // namespace
 
-std::vector<Shape> shape_reduce(const Call& c) { return {reduction(c).out}; }
+Shapes shape_reduce(const Call& c) { return {reduction(c).out}; }
 
 // Max and min have no identity element: reducing an empty axis to a non-empty output is an error.
-std::vector<Shape> shape_reduce_nonempty(const Call& c) {
+Shapes shape_reduce_nonempty(const Call& c) {
     Reduction r = reduction(c);
     if (r.count == 0)  // as numpy: even when the output is empty, (0, 0) over axis 1
         throw std::invalid_argument(std::string(c.name()) + ": cannot reduce an empty axis of shape " +
@@ -207,17 +207,17 @@ Grads bwd_var(const Call& c, const Grads& g, const Need&) {
 
 // ---- vugrad's row-wise ops on matrices ----
 
-std::vector<Shape> shape_matrix(const Call& c) {
+Shapes shape_matrix(const Call& c) {
     require_matrix(c.name(), c.in[0]);
     return {c.in[0].shape()};
 }
 
-std::vector<Shape> shape_row_reduce(const Call& c) {
+Shapes shape_row_reduce(const Call& c) {
     require_matrix(c.name(), c.in[0]);
     return {Shape{c.in[0].dim(0)}};
 }
 
-std::vector<Shape> shape_row_max(const Call& c) {
+Shapes shape_row_max(const Call& c) {
     require_matrix(c.name(), c.in[0]);
     if (c.in[0].dim(1) == 0)
         throw std::invalid_argument(std::string(c.name()) + ": rows of shape " + shape_str(c.in[0].shape()) +

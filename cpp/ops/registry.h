@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "small_vector.h"
 #include "tensor.h"
 
 namespace tg {
@@ -62,11 +63,16 @@ struct Attrs {
 
 struct OpDef;
 
+// An op's input or output tensors, or their gradients: most ops have at most three.
+using Tensors = SmallVector<Tensor, 3>;
+// The output shapes a shape rule gives.
+using Shapes = SmallVector<Shape, 2>;
+
 // One application of an op: what its kernels see, kept on the tape for the backward.
 struct Call {
     const OpDef* def = nullptr;  // the op's row (set by run_forward)
-    std::vector<Tensor> in;      // all of one float dtype (the tape promotes before the call)
-    std::vector<Tensor> out;     // allocated from the shape rule before the forward runs
+    Tensors in;                  // all of one float dtype (the tape promotes before the call)
+    Tensors out;                 // allocated from the shape rule before the forward runs
     Attrs attrs;
     Tensor aux;  // extra state a forward keeps for its backward (e.g. argmax positions)
 
@@ -83,11 +89,11 @@ struct Call {
 };
 
 // Validates the inputs and attributes (ValueError/IndexError naming the op) and gives the output shapes.
-using ShapeRule = std::vector<Shape> (*)(const Call&);
+using ShapeRule = Shapes (*)(const Call&);
 using Forward = void (*)(Call&);
 // Gradients of the inputs given those of the outputs; where need[i] is false the kernel may skip
 // input i and return an undefined Tensor for it. Null for ops without a gradient (comparisons).
-using Backward = std::vector<Tensor> (*)(const Call&, const std::vector<Tensor>& grads,
+using Backward = Tensors (*)(const Call&, const Tensors& grads,
                                          const std::vector<bool>& need);
 
 // What an op's backward reads, besides shapes, attributes and aux: checked against in-place

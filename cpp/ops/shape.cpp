@@ -89,7 +89,7 @@ int64_t flat_index(const Call& c, int64_t i) {
 // ---- views ----
 
 // The new shape may have one entry -1 (inferred).
-std::vector<Shape> shape_reshape(const Call& c) {
+Shapes shape_reshape(const Call& c) {
     const auto& shape = c.integers("shape");
     Shape out(shape.begin(), shape.end());
     int64_t unknown = -1;
@@ -109,7 +109,7 @@ std::vector<Shape> shape_reshape(const Call& c) {
     return {out};
 }
 
-std::vector<Shape> shape_squeeze(const Call& c) {
+Shapes shape_squeeze(const Call& c) {
     const auto& x = c.in[0];
     const int64_t dim = normalize_axis(c.integer("dim"), x.ndim(), c.name());
     if (x.dim(dim) != 1)
@@ -120,7 +120,7 @@ std::vector<Shape> shape_squeeze(const Call& c) {
     return {out};
 }
 
-std::vector<Shape> shape_unsqueeze(const Call& c) {
+Shapes shape_unsqueeze(const Call& c) {
     const auto& x = c.in[0];
     const int64_t dim = normalize_axis(c.integer("dim"), x.ndim() + 1, c.name());
     Shape out = x.shape();
@@ -131,7 +131,7 @@ std::vector<Shape> shape_unsqueeze(const Call& c) {
 // ---- broadcasting copies ----
 
 // vugrad's Expand of one size-1 axis
-std::vector<Shape> shape_expand(const Call& c) {
+Shapes shape_expand(const Call& c) {
     const auto& x = c.in[0];
     const int64_t dim = normalize_axis(c.integer("dim"), x.ndim(), c.name());
     const int64_t repeats = c.integer("repeats");
@@ -145,7 +145,7 @@ std::vector<Shape> shape_expand(const Call& c) {
 }
 
 // numpy's broadcast_to
-std::vector<Shape> shape_broadcast_to(const Call& c) {
+Shapes shape_broadcast_to(const Call& c) {
     const auto& shape = c.integers("shape");
     const Shape target(shape.begin(), shape.end());
     numel_of(target);
@@ -171,7 +171,7 @@ Grads bwd_broadcast(const Call& c, const Grads& g, const Need&) { return {sum_to
 
 // ---- transpose ----
 
-std::vector<Shape> shape_transpose(const Call& c) {
+Shapes shape_transpose(const Call& c) {
     Shape out;
     for (int64_t p : permutation(c)) out.push_back(c.in[0].dim(p));
     return {out};
@@ -191,7 +191,7 @@ Grads bwd_transpose(const Call& c, const Grads& g, const Need&) {
 // ---- concatenate ----
 
 // All inputs agree on every other axis
-std::vector<Shape> shape_concatenate(const Call& c) {
+Shapes shape_concatenate(const Call& c) {
     const Tensor& first = c.in[0];
     if (first.ndim() == 0) throw std::invalid_argument(op_name(c) + ": zero-dimensional tensors cannot be concatenated");
     const int64_t axis = normalize_axis(c.integer("axis"), first.ndim(), c.name());
@@ -254,7 +254,7 @@ Grads bwd_concatenate(const Call& c, const Grads& g, const Need& need) {
 // ---- indexing ----
 
 // The indices: an int64 vector with one column index per row of the matrix input (vugrad's Select).
-std::vector<Shape> shape_select(const Call& c) {
+Shapes shape_select(const Call& c) {
     const auto& x = c.in[0];
     const auto& idx = c.attrs.index;
     if (x.ndim() != 2)
@@ -299,7 +299,7 @@ Grads bwd_select(const Call& c, const Grads& g, const Need&) {
 
 // A basic-indexing view (ints, slices, None, Ellipsis) described by offset, shape and strides;
 // every element it reaches must lie inside the input.
-std::vector<Shape> shape_getitem(const Call& c) {
+Shapes shape_getitem(const Call& c) {
     const Strided s = strided_of(c);
     if (s.strides.size() != s.shape.size())
         throw std::invalid_argument(op_name(c) + ": a view of shape " + shape_str(s.shape) + " needs " +
@@ -335,7 +335,7 @@ Grads bwd_getitem(const Call& c, const Grads& g, const Need&) {
 
 // The indices: flat positions into the input (any shape, negative counts from the end); the
 // output has the index's shape. Advanced indexing (integer arrays, boolean masks) lowers to this.
-std::vector<Shape> shape_gather(const Call& c) {
+Shapes shape_gather(const Call& c) {
     const Tensor& idx = c.attrs.index;
     if (!idx.defined() || idx.dtype() != DType::i64) throw std::out_of_range(op_name(c) + ": indices must be integers");
     const int64_t n = c.in[0].numel();
@@ -369,7 +369,7 @@ Grads bwd_gather(const Call& c, const Grads& g, const Need&) {
 
 // a with the values v written at flat positions `indices` (v has the indices' shape; where a
 // position repeats, the last write wins, as in numpy). What t[key] = v records on a graph.
-std::vector<Shape> shape_setitem(const Call& c) {
+Shapes shape_setitem(const Call& c) {
     shape_gather(c);  // the indices are integers inside a
     if (c.in[1].shape() != c.attrs.index.shape())
         throw std::invalid_argument(op_name(c) + ": the values have shape " + shape_str(c.in[1].shape()) +
