@@ -596,3 +596,46 @@ def test_deleting_a_100k_op_chain_does_not_crash():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
+
+
+class _Rotate(vg.Op):
+    """Four inputs, four outputs: each output is the next input times its position, so every
+    gradient lands on a different input than its output's (a swapped list would show)."""
+
+    @staticmethod
+    def forward(context, *xs):
+        return tuple(xs[(k + 1) % len(xs)] * (k + 1) for k in range(len(xs)))
+
+    @staticmethod
+    def backward(context, *gs):
+        n = len(gs)
+        return tuple(gs[(k - 1) % n] * k if k else gs[n - 1] * n for k in range(n))
+
+
+def test_ops_with_more_inputs_and_outputs_than_the_engine_keeps_inline():
+    """An op node keeps up to 3 input nodes, 3 tensors each way and 2 output links in itself
+    (cpp/small_vector.h); longer lists move to the heap and must behave the same."""
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((2, k + 1)) for k in range(7)]
+    nodes = [vg.TensorNode(a) for a in arrays]
+    cat = vg.concatenate(nodes, axis=1)
+    np.testing.assert_array_equal(cat.value, np.concatenate(arrays, axis=1))
+    assert [n is m for n, m in zip(cat.source.inputs, nodes)] == [True] * 7
+    weights = rng.standard_normal(cat.value.shape)
+    (cat * vg.TensorNode(weights, requires_grad=False)).sum().backward()
+    offsets = np.cumsum([0] + [a.shape[1] for a in arrays])
+    for k, n in enumerate(nodes):
+        np.testing.assert_array_equal(n.grad, weights[:, offsets[k]:offsets[k + 1]])
+
+    xs = [vg.TensorNode(rng.standard_normal(3)) for _ in range(4)]
+    outs = _Rotate.do_forward(*xs)
+    assert len(outs) == 4 and len(outs[0].source.outputs) == 4
+    for k, o in enumerate(outs):
+        np.testing.assert_array_equal(o.value, xs[(k + 1) % 4].value * (k + 1))
+    total = outs[0].sum()
+    for k in range(1, 4):
+        total = total + outs[k].sum() * float(k + 1)
+    total.backward()
+    for j in range(4):  # input j feeds output j - 1 (mod 4), scaled by its position j (4 for j = 0)
+        scale = 4 if j == 0 else j
+        np.testing.assert_allclose(xs[j].grad, np.full(3, float(scale * scale)))
