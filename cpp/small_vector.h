@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <new>
 #include <type_traits>
@@ -119,7 +120,7 @@ private:
         }
         release_heap();
         data_ = bigger;
-        capacity_ = n;
+        capacity_ = static_cast<uint32_t>(n);
     }
     void release_heap() {
         if (on_heap()) ::operator delete(data_, std::align_val_t(alignof(T)));
@@ -144,8 +145,8 @@ private:
     }
 
     T* data_ = inline_data();
-    size_t size_ = 0;
-    size_t capacity_ = N;
+    uint32_t size_ = 0;  // (32 bits: the header stays 16 bytes; see the sizes in tape.h)
+    uint32_t capacity_ = N;
     alignas(T) unsigned char inline_[N * sizeof(T)];
 };
 

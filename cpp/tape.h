@@ -57,8 +57,8 @@ struct OpNode {
     Call call;    // what the forward saw and produced (native ops)
     std::unique_ptr<ExternalOp> external;
     Nodes inputs;
-    SmallVector<std::weak_ptr<Node>, 2> outputs;  // weak: outputs own their source, not the reverse
-    SmallVector<uint64_t, 5> versions;  // versions of the saved tensors when the forward ran
+    SmallVector<std::weak_ptr<Node>, 1> outputs;  // weak: outputs own their source, not the reverse
+    SmallVector<uint64_t, 3> versions;  // versions of the saved tensors when the forward ran
     std::string trace;               // where the op was created (kept in anomaly mode)
     std::atomic<bool> differentiated{false};  // a backward has run through this op
 
@@ -72,6 +72,12 @@ struct OpNode {
     std::string name() const;
 };
 using OpNodePtr = std::shared_ptr<OpNode>;
+#if defined(__GLIBC__)
+// One op node per recorded op: with make_shared's control block it must stay within the blocks
+// glibc's per-thread cache serves (1032 bytes), or every op takes malloc's slower path. The inline
+// sizes of Call's and OpNode's lists are chosen for this.
+static_assert(sizeof(OpNode) + 16 <= 1032, "an OpNode outgrew glibc's per-thread malloc cache");
+#endif
 
 bool grad_enabled();
 void set_grad_enabled(bool enabled);  // per thread

@@ -63,8 +63,9 @@ struct Attrs {
 
 struct OpDef;
 
-// An op's input or output tensors, or their gradients: most ops have at most three.
-using Tensors = SmallVector<Tensor, 3>;
+// An op's input or output tensors, or their gradients: most ops have one or two (three, such as
+// linear's, go to the heap: two keep an OpNode within glibc's per-thread cache, see tape.h).
+using Tensors = SmallVector<Tensor, 2>;
 // The output shapes a shape rule gives.
 using Shapes = SmallVector<Shape, 2>;
 
