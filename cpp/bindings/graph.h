@@ -3,6 +3,8 @@
 
 #include <vector>
 
+#include <pybind11/typing.h>
+
 #include "bindings/convert.h"
 
 namespace tg {
@@ -13,7 +15,7 @@ Nodes apply_op(int op, Nodes inputs, Attrs attrs);
 // One node as itself, several as a list.
 pybind11::object nodes_out(const Nodes& nodes);
 // The nodes as a list of TensorNodes.
-pybind11::list node_list(const Nodes& nodes);
+pybind11::typing::List<Node> node_list(const Nodes& nodes);
 // The inputs of op `def` as nodes: TypeError naming the op for anything that is not a TensorNode.
 Nodes node_inputs(const OpDef& def, pybind11::handle inputs);
 

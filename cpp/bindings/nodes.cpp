@@ -2,7 +2,6 @@
 // raw-array forward/backward of native ops, the op table as Python sees it, and the fast callables
 // that the Python layer installs as TensorNode's operators.
 #include <pybind11/stl.h>
-#include <pybind11/typing.h>
 
 #include "bindings/convert.h"
 #include "bindings/graph.h"
@@ -82,8 +81,8 @@ Nodes apply_op(int op, Nodes inputs, Attrs attrs) {
     return out;
 }
 
-py::list node_list(const Nodes& nodes) {
-    py::list out(nodes.size());
+py::typing::List<Node> node_list(const Nodes& nodes) {
+    py::typing::List<Node> out(nodes.size());
     for (size_t i = 0; i < nodes.size(); ++i) out[i] = node_object(nodes[i]);
     return out;
 }
@@ -132,7 +131,6 @@ NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
     }
     if (!o) o = as_node(other, *self, def_of(op).name);
     Nodes inputs;  // (not a braced list: its elements would be copied, not moved)
-    inputs.reserve(2);
     inputs.push_back(reflected ? std::move(o) : self);
     inputs.push_back(reflected ? self : std::move(o));
     NodePtr r = std::move(apply_op(op, std::move(inputs), {})[0]);
@@ -283,7 +281,7 @@ void bind_nodes(py::module_& m) {
         .def_property_readonly("name", &OpNode::name, "The op's name (the engine's, or the Python op class's).")
         .def_property_readonly(
             "inputs",
-            [](const OpNode& o) { return py::reinterpret_steal<py::typing::List<Node>>(node_list(o.inputs).release()); },
+            [](const OpNode& o) { return node_list(o.inputs); },
             "The TensorNodes the op was applied to.")
         .def_property_readonly(
             "outputs",
