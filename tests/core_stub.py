@@ -94,8 +94,12 @@ def pytype(text):
 
 
 def split_doc(fn):
-    """pybind11's docstring as (signature after the name, description)."""
+    """The signature after the name and the description: from pybind11's docstring, or from a C
+    function's __text_signature__ (fast_calls.cpp's operators and apply1)."""
     doc = fn.__doc__ or ""
+    text_signature = getattr(fn, "__text_signature__", None)
+    if text_signature:
+        return re.sub(r"\$(self|module), ", "", text_signature).replace(", /)", ")"), inspect.cleandoc(doc)
     first, _, rest = doc.partition("\n")
     return first[first.index("("):] if "(" in first else "", inspect.cleandoc(rest)
 
@@ -161,7 +165,7 @@ def native_class(cls):
             continue
         if isinstance(raw, property):
             out.append(prop(cls, name, raw))
-        elif type(raw).__name__ == "instancemethod":
+        elif type(raw).__name__ in ("instancemethod", "method_descriptor"):
             if name.startswith("__") and name not in ("__init__",) and not callable(raw):
                 continue
             if name in ("__eq__", "__ne__"):
@@ -180,7 +184,7 @@ def native_class(cls):
 def operator(name, fn):
     """A C++ operator (x + y, -x): operands typed as tensors."""
     signature, doc = split_doc(fn)
-    binary = "other" in signature or "arg0" in signature.replace("(arg0", "(self")
+    binary = "other" in signature
     args = "self, other: _TensorLike" if binary else "self"
     return f"    def {name}({args}) -> TensorNode:" + (
         "\n" + docstring(doc, "        ") + "        ...\n" if doc else " ...\n")

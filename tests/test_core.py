@@ -1,5 +1,6 @@
 """The vugrad surface: TensorNode/OpNode graphs, backward, operators, Python ops, grad mode, deep graphs."""
 
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -639,3 +640,63 @@ def test_ops_with_more_inputs_and_outputs_than_the_engine_keeps_inline():
     for j in range(4):  # input j feeds output j - 1 (mod 4), scaled by its position j (4 for j = 0)
         scale = 4 if j == 0 else j
         np.testing.assert_allclose(xs[j].grad, np.full(3, float(scale * scale)))
+
+
+def test_operators_and_apply1_are_c_functions_that_raise_python_exceptions():
+    # fast_calls.cpp: the operators are method descriptors and apply1 a builtin, without pybind11's
+    # dispatcher; every C++ exception still arrives as the Python exception pybind11 would raise.
+    a, b = vg.TensorNode(np.ones((2, 2))), vg.TensorNode(np.ones((3, 3)))
+    assert type(vg.TensorNode.__add__).__name__ == "method_descriptor"
+    assert "add" in vg.TensorNode.__radd__.__doc__ and "(other, self)" in vg.TensorNode.__radd__.__doc__
+    assert str(inspect.signature(vg.TensorNode.__sub__)) == "(self, other, /)"
+    assert np.array_equal((2 - a).value, np.ones((2, 2))) and np.array_equal((-a).value, -np.ones((2, 2)))
+    assert a.__add__(a).value.sum() == 8.0
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 2\) and \(3, 3\)"):
+        a + b  # std::invalid_argument
+    with pytest.raises(vg._core.DTypeError, match="add: unsupported dtype"):
+        a + "x"  # the module's own registered exception
+    with pytest.raises(TypeError, match=r"__add__ expected 1 argument \(other\), got 2"):
+        a.__add__(a, a)
+    with pytest.raises(TypeError, match="doesn't apply to a 'int' object"):
+        vg.TensorNode.__add__(3, a)
+    with pytest.raises(ValueError, match="matmul"):
+        a @ vg.TensorNode(np.ones(3))
+
+    class Unset(vg.TensorNode):
+        def __init__(self):  # never calls TensorNode.__init__: no node behind it
+            pass
+
+    with pytest.raises(TypeError):
+        Unset() + a
+    with pytest.raises(TypeError):
+        -Unset()
+    index = vg.ops.Sigmoid._index
+    assert np.allclose(vg._core.apply1(index, a).value, 1 / (1 + np.exp(-1.0)))
+    with pytest.raises(TypeError, match="sigmoid: all inputs must be TensorNodes; input 0 is float"):
+        vg._core.apply1(index, 1.5)
+    with pytest.raises(TypeError, match="apply1: op must be an int, got str"):
+        vg._core.apply1("sigmoid", a)
+    with pytest.raises(TypeError, match=r"apply1\(op, x\) takes 2 arguments, got 1"):
+        vg._core.apply1(index)
+    with pytest.raises(IndexError):
+        vg._core.apply1(10 ** 6, a)
+    # A Python exception raised inside (the integer operators' Python function) comes out as itself.
+    with pytest.raises(TypeError):
+        vg.tensor([1, 2]) + object()
+    # Errors on many threads at once each keep their own exception.
+    import threading
+    messages = []
+
+    def fail():
+        for _ in range(200):
+            try:
+                a + b
+            except ValueError as e:
+                messages.append(str(e))
+
+    threads = [threading.Thread(target=fail) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(messages) == 800 and all("cannot be broadcast" in m for m in messages)

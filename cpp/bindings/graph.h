@@ -16,6 +16,8 @@ Nodes apply_op(int op, Nodes inputs, Attrs attrs);
 pybind11::object nodes_out(const Nodes& nodes);
 // The nodes as a list of TensorNodes.
 pybind11::typing::List<Node> node_list(const Nodes& nodes);
+// Input i of op `def`: the node of a TensorNode, or a TypeError naming the op.
+NodePtr input_node(const OpDef& def, pybind11::handle x, size_t i);
 // The inputs of op `def` as nodes: TypeError naming the op for anything that is not a TensorNode.
 Nodes node_inputs(const OpDef& def, pybind11::handle inputs);
 

@@ -15,6 +15,7 @@ PYBIND11_MODULE(_core, m) {
         "a ValueError.";
     tg::bind_runtime(m);
     tg::bind_nodes(m);
+    tg::bind_fast_calls(m);
     tg::bind_optim(m);
     tg::bind_dialect(m);
     tg::bind_jit(m);

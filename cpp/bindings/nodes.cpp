@@ -1,6 +1,6 @@
 // Bindings of the graph: TensorNode and OpNode, op application (native and Python ops), the
-// raw-array forward/backward of native ops, the op table as Python sees it, and the fast callables
-// that the Python layer installs as TensorNode's operators.
+// raw-array forward/backward of native ops, and the op table as Python sees it (TensorNode's
+// operators and apply1 are in fast_calls.cpp).
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
@@ -107,36 +107,6 @@ Nodes node_inputs(const OpDef& def, py::handle inputs) {
 }
 
 namespace {
-
-// The Python function (tapegrad.tensor's) for operators on integer and boolean tensors, which
-// the kernels do not take: f(op, self, other, reflected) -> TensorNode.
-py::object& integer_operator() {
-    static auto* f = new py::object();  // never destroyed: the interpreter may be gone by then
-    return *f;
-}
-
-// The node of a TensorNode method's self (the method is bound on the class, so self is one, unless
-// a subclass's __init__ never ran).
-NodePtr self_node(py::handle self) {
-    if (NodePtr n = node_or_null(self)) return n;
-    throw py::type_error("expected a TensorNode as self, got " + type_name(self));
-}
-
-// self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
-NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
-    NodePtr o = node_or_null(other);
-    if (!is_float(self->value.dtype()) || (o && !is_float(o->value.dtype()))) {
-        if (!integer_operator()) throw DTypeError(std::string(def_of(op).name) + ": the operands must be float tensors");
-        return integer_operator()(op, self, other, reflected).cast<NodePtr>();
-    }
-    if (!o) o = as_node(other, *self, def_of(op).name);
-    Nodes inputs;  // (not a braced list: its elements would be copied, not moved)
-    inputs.push_back(reflected ? std::move(o) : self);
-    inputs.push_back(reflected ? self : std::move(o));
-    NodePtr r = std::move(apply_op(op, std::move(inputs), {})[0]);
-    if (r->torch && !def_of(op).backward) r->value = r->value.to(DType::b8);  // PyTorch's comparisons give bools
-    return r;
-}
 
 // A Python Op on the tape: its backward is the class's static backward(context, *grads).
 struct PythonOp : ExternalOp {
@@ -521,28 +491,6 @@ void bind_nodes(py::module_& m) {
         .def("__str__", &node_repr, "As repr.");
 
 
-    // Fast callables for TensorNode's operators, installed by the Python layer (methods.py) so that
-    // all of TensorNode's methods are declared in one place; they bind like methods.
-    m.def(
-        "binary_method",
-        [](int op, bool reflected, const char* name) {
-            def_of(op);
-            return py::cpp_function(
-                [op, reflected](py::handle self, py::handle b) { return node_object(binary(op, self_node(self), b, reflected)); },
-                py::name(name), py::is_method(py::type::of<Node>()), py::arg("other"));
-        },
-        py::arg("op"), py::arg("reflected"), py::arg("name"),
-        "A TensorNode method computing self <op> other (other <op> self when reflected).");
-    m.def(
-        "unary_method",
-        [](int op, const char* name) {
-            def_of(op);
-            return py::cpp_function([op](py::handle self) { return node_object(apply_op(op, {self_node(self)}, {})[0]); },
-                                    py::name(name),
-                                    py::is_method(py::type::of<Node>()));
-        },
-        py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
-
     py::class_<NativeContext>(m, "NativeContext", "What a native op's forward on raw arrays keeps for backward.")
         .def_property_readonly("op", [](const NativeContext& c) { return def_of(c.op).name; }, "The op's name.")
         .def_property_readonly("index", [](const NativeContext& c) { return c.op; }, "The op's row in op_table().")
@@ -569,9 +517,6 @@ void bind_nodes(py::module_& m) {
         },
         "Trace mode for this thread: backward calls sink(line) for each op it runs (None: off).");
 
-    m.def(
-        "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
-        "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
     m.def("op_table", &table_rows, "The engine's op table: one dict per row (name, arity, attrs, ...).");
     m.def(
         "register_op_class",
@@ -589,13 +534,6 @@ void bind_nodes(py::module_& m) {
         },
         py::arg("op"), py::arg("inputs"), py::arg("kwargs"),
         "Applies op (a row of op_table()) to TensorNodes, with its attributes as keyword arguments.");
-    m.def(
-        "apply1",
-        [](int op, py::handle x) {
-            const OpDef& def = def_of(op);
-            return nodes_out(apply_op(op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
-        },
-        py::arg("op"), py::arg("x"), "apply(op, [x], {}): the shortest path, for unary functions.");
     m.def(
         "apply_plain",
         [](int op, py::args inputs) {

@@ -1,0 +1,189 @@
+// The calls Python makes once per op, as plain C functions: TensorNode's operators (a + b,
+// a @ b, -a) and apply1, the path of vg.sigmoid(x) and the other one-input functions.
+//
+// For a small op the call itself is a large part of the cost. A pybind11 function goes through
+// its dispatcher (argument loaders, the overload loop, an argument vector), and as a method
+// through an instancemethod wrapper too: about 750 instructions of a 7000-instruction 2x2 `a + b`.
+// These are METH_FASTCALL functions, the operators in method descriptors (the kind CPython's own
+// types use, which Python's operator slots call directly). A C function takes no data, so each
+// operator has its own slot here (its op and operand order) and its own instance of a template.
+// C++ exceptions become Python exceptions through pybind11's translators (raise_translated).
+#include <array>
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "bindings/graph.h"
+#include "bindings/modules.h"
+
+namespace tg {
+
+namespace {
+
+using namespace py_convert;
+
+// The Python function (tapegrad.tensor's) for operators on integer and boolean tensors, which
+// the kernels do not take: f(op, self, other, reflected) -> TensorNode.
+py::object& integer_operator() {
+    static auto* f = new py::object();  // never destroyed: the interpreter may be gone by then
+    return *f;
+}
+
+// The node of an operator's self (the descriptor checked that self is a TensorNode; its holder is
+// missing only if a subclass's __init__ never ran).
+NodePtr self_node(py::handle self) {
+    if (NodePtr n = node_or_null(self)) return n;
+    throw py::type_error("expected a TensorNode as self, got " + type_name(self));
+}
+
+// self <op> other, or other <op> self when reflected (2 - x calls x.__rsub__(2)).
+NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
+    NodePtr o = node_or_null(other);
+    if (!is_float(self->value.dtype()) || (o && !is_float(o->value.dtype()))) {
+        if (!integer_operator()) throw DTypeError(std::string(def_of(op).name) + ": the operands must be float tensors");
+        return integer_operator()(op, self, other, reflected).cast<NodePtr>();
+    }
+    if (!o) o = as_node(other, *self, def_of(op).name);
+    Nodes inputs;  // (not a braced list: its elements would be copied, not moved)
+    inputs.push_back(reflected ? std::move(o) : self);
+    inputs.push_back(reflected ? self : std::move(o));
+    NodePtr r = std::move(apply_op(op, std::move(inputs), {})[0]);
+    if (r->torch && !def_of(op).backward) r->value = r->value.to(DType::b8);  // PyTorch's comparisons give bools
+    return r;
+}
+
+// The exception being handled, raised as Python exception by pybind11's translators (the module's
+// registered ones too): a pybind11 function rethrows it, and its dispatcher translates. Returns
+// null, for the C function to return.
+thread_local std::exception_ptr pending;
+
+PyObject* raise_translated() {
+    pending = std::current_exception();
+    static auto* rethrow = new py::cpp_function([] { std::rethrow_exception(std::exchange(pending, nullptr)); });
+    Py_XDECREF(PyObject_CallNoArgs(rethrow->ptr()));
+    return nullptr;
+}
+
+// f() as a C function's result: its object, or null with the Python exception set.
+template <class F>
+PyObject* guarded(F&& f) {
+    try {
+        return f().release().ptr();
+    } catch (py::error_already_set& e) {
+        e.restore();
+        return nullptr;
+    } catch (...) {
+        return raise_translated();
+    }
+}
+
+struct Operator {
+    int op = -1;
+    bool reflected = false;
+    std::string name, doc;
+};
+
+// Enough for the op table's operators (18 binary, 2 unary); binary_method says so if not.
+constexpr size_t kBinary = 24, kUnary = 4;
+std::array<Operator, kBinary + kUnary> operators;
+std::array<PyMethodDef, kBinary + kUnary> method_defs;  // read by the descriptors for the process's life
+
+template <size_t K>
+PyObject* binary_operator(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+    const Operator& o = operators[K];
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError, "%s expected 1 argument (other), got %zd", o.name.c_str(), nargs);
+        return nullptr;
+    }
+    return guarded([&] { return node_object(binary(o.op, self_node(self), args[0], o.reflected)); });
+}
+
+template <size_t K>
+PyObject* unary_operator(PyObject* self, PyObject*) {
+    return guarded([&] { return node_object(apply_op(operators[K].op, {self_node(self)}, {})[0]); });
+}
+
+template <size_t... K>
+constexpr auto binary_functions(std::index_sequence<K...>) {
+    return std::array<PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t), sizeof...(K)>{&binary_operator<K>...};
+}
+
+template <size_t... K>
+constexpr auto unary_functions(std::index_sequence<K...>) {
+    return std::array<PyCFunction, sizeof...(K)>{&unary_operator<kBinary + K>...};
+}
+
+// The descriptor of operator `name` (op, operand order), in the first free slot of [first, end)
+// or the slot that already has it (installing twice gives the same function).
+py::function descriptor(int op, bool reflected, const char* name, size_t first, size_t end, const std::string& doc,
+                      PyCFunction function_of(size_t), int flags) {
+    const OpDef& def = def_of(op);
+    size_t k = first;
+    while (k < end && operators[k].op >= 0 &&
+           !(operators[k].op == op && operators[k].reflected == reflected && operators[k].name == name))
+        ++k;
+    if (k == end)
+        throw std::length_error(std::string("tapegrad: more than ") + std::to_string(end - first) +
+                                " operators of this arity; raise kBinary/kUnary in bindings/operators.cpp (" + name +
+                                ", op " + def.name + ")");
+    Operator& o = operators[k];
+    o.op = op;
+    o.reflected = reflected;
+    o.name = name;
+    o.doc = std::string(name) + doc;
+    method_defs[k] = PyMethodDef{o.name.c_str(), function_of(k - first), flags, o.doc.c_str()};
+    PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &method_defs[k]);
+    if (!d) throw py::error_already_set();
+    return py::reinterpret_steal<py::function>(d);
+}
+
+PyObject* apply1(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "apply1(op, x) takes 2 arguments, got %zd", nargs);
+        return nullptr;
+    }
+    return guarded([&] {
+        if (!PyLong_Check(args[0])) throw py::type_error("apply1: op must be an int, got " + type_name(args[0]));
+        const int op = py::cast<int>(args[0]);
+        const OpDef& def = def_of(op);
+        return nodes_out(apply_op(op, {input_node(def, args[1], 0)}, make_attrs(def, py::none())));
+    });
+}
+
+PyMethodDef apply1_def{"apply1", reinterpret_cast<PyCFunction>(&apply1), METH_FASTCALL,
+                       "apply1($module, op, x, /)\n--\n\napply(op, [x], {}): the shortest path, for unary functions."};
+
+}  // namespace
+
+void bind_fast_calls(py::module_& m) {
+    // Installed as TensorNode's operators by the Python layer (methods.py), so that all of
+    // TensorNode's methods are declared in one place.
+    m.def(
+        "binary_method",
+        [](int op, bool reflected, const char* name) {
+            static const auto functions = binary_functions(std::make_index_sequence<kBinary>());
+            const std::string doc = std::string("($self, other, /)\n--\n\nThe op ") + def_of(op).name + " on " +
+                                    (reflected ? "(other, self)." : "(self, other).");
+            return descriptor(op, reflected, name, 0, kBinary, doc,
+                              [](size_t k) { return reinterpret_cast<PyCFunction>(functions[k]); }, METH_FASTCALL);
+        },
+        py::arg("op"), py::arg("reflected"), py::arg("name"),
+        "A TensorNode method computing self <op> other (other <op> self when reflected).");
+    m.def(
+        "unary_method",
+        [](int op, const char* name) {
+            static const auto functions = unary_functions(std::make_index_sequence<kUnary>());
+            const std::string doc = std::string("($self, /)\n--\n\nThe op ") + def_of(op).name + " on self.";
+            return descriptor(op, false, name, kBinary, kBinary + kUnary, doc, [](size_t k) { return functions[k]; },
+                              METH_NOARGS);
+        },
+        py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
+    m.def(
+        "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
+        "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
+    PyObject* f = PyCFunction_NewEx(&apply1_def, nullptr, m.attr("__name__").ptr());
+    if (!f) throw py::error_already_set();
+    m.add_object("apply1", py::reinterpret_steal<py::object>(f));
+}
+
+}  // namespace tg
