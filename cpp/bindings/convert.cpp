@@ -154,6 +154,14 @@ py::object node_object(const NodePtr& n) {
         n.get(), py::return_value_policy::take_ownership, py::handle(), node_record, nullptr, nullptr, &n));
 }
 
+bool init_node_object(py::handle self, const NodePtr& n) {
+    auto v_h = reinterpret_cast<py::detail::instance*>(self.ptr())->get_value_and_holder(node_record);
+    if (v_h.instance_registered()) return false;
+    v_h.value_ptr() = n.get();
+    v_h.type->init_instance(v_h.inst, &n);  // copies the holder, registers the instance
+    return true;
+}
+
 NodePtr as_node(py::handle obj, const Node& like, const char* op) {
     if (NodePtr n = node_or_null(obj)) return n;
     Tensor t;

@@ -44,6 +44,9 @@ NodePtr node_or_null(py::handle obj);
 // once instead of by C++ type name on every call (a third of the cost of returning a node).
 py::object node_object(const NodePtr& n);
 void remember_node_class(py::handle cls);  // TensorNode, once it is bound
+// Makes `self`, a TensorNode object not yet initialised, hold n, as a pybind11 constructor would;
+// false (and nothing done) if it holds a node already (__init__ called twice, which pybind11 ignores).
+bool init_node_object(py::handle self, const NodePtr& n);
 py::tuple shape_tuple(const Shape& shape);
 // The name of an object's type, for messages ("float", "TensorNode").
 std::string type_name(py::handle obj);

@@ -1,5 +1,6 @@
-// The calls Python makes once per op, as plain C functions: TensorNode's operators (a + b,
-// a @ b, -a) and apply1, the path of vg.sigmoid(x) and the other one-input functions.
+// The calls Python makes once per op or batch, as plain C functions: TensorNode's operators
+// (a + b, a @ b, -a), apply1 (the path of vg.sigmoid(x) and the other one-input functions) and
+// TensorNode's constructor.
 //
 // For a small op the call itself is a large part of the cost. A pybind11 function goes through
 // its dispatcher (argument loaders, the overload loop, an argument vector), and as a method
@@ -8,6 +9,7 @@
 // types use, which Python's operator slots call directly). A C function takes no data, so each
 // operator has its own slot here (its op and operand order) and its own instance of a template.
 // C++ exceptions become Python exceptions through pybind11's translators (raise_translated).
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <string>
@@ -150,6 +152,61 @@ PyObject* apply1(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     });
 }
 
+// TensorNode(value, source=None, name=None, requires_grad=True). pybind11's constructor took 1 us
+// when requires_grad came by keyword, twice the positional call: it makes a Python string of each
+// parameter's name to look the keywords up, as PyArg_ParseTupleAndKeywords does. Here the names
+// are interned once and Python's keyword names, interned too, are matched by identity first.
+PyObject* node_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+    constexpr Py_ssize_t kParams = 4;
+    static PyObject* const names[kParams] = {PyUnicode_InternFromString("value"), PyUnicode_InternFromString("source"),
+                                             PyUnicode_InternFromString("name"),
+                                             PyUnicode_InternFromString("requires_grad")};
+    PyObject* given[kParams] = {nullptr, Py_None, Py_None, Py_True};
+    if (nargs > kParams) {
+        PyErr_Format(PyExc_TypeError, "TensorNode() takes at most 4 arguments (%zd given)", nargs);
+        return nullptr;
+    }
+    std::copy(args, args + nargs, given);
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t k = 0; k < nkw; ++k) {
+        PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+        Py_ssize_t j = 0;
+        while (j < kParams && key != names[j]) ++j;
+        for (j = j < kParams ? j : 0; j < kParams && key != names[j]; ++j)
+            if (PyUnicode_Compare(key, names[j]) == 0) break;  // a keyword name that is not interned
+        if (j == kParams) {
+            PyErr_Format(PyExc_TypeError, "'%U' is an invalid keyword argument for TensorNode()", key);
+            return nullptr;
+        }
+        if (j < nargs) {
+            PyErr_Format(PyExc_TypeError, "argument for TensorNode() given by name ('%U') and position (%zd)", key,
+                         j + 1);
+            return nullptr;
+        }
+        given[j] = args[nargs + k];
+    }
+    if (!given[0]) {
+        PyErr_SetString(PyExc_TypeError, "TensorNode() missing required argument 'value' (pos 1)");
+        return nullptr;
+    }
+    PyObject* requires_grad = given[3];
+    return guarded([&] {
+        // As pybind11's bool: True/False, numpy's bools, numbers (1, 0.0) and None (False); not strings.
+        const PyNumberMethods* number = Py_TYPE(requires_grad)->tp_as_number;
+        if (!PyBool_Check(requires_grad) && !(number && number->nb_bool))
+            throw py::type_error("TensorNode: requires_grad must be a bool, got " + type_name(requires_grad));
+        const int grad = PyObject_IsTrue(requires_grad);
+        if (grad < 0) throw py::error_already_set();
+        init_node_object(self, new_leaf(given[0], given[1], given[2], grad == 1));
+        return py::none();
+    });
+}
+
+PyMethodDef node_init_def{
+    "__init__", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&node_init)), METH_FASTCALL | METH_KEYWORDS,
+    "__init__($self, /, value, source=None, name=None, requires_grad=True)\n--\n\nA leaf node holding `value` (an "
+    "array, or anything numpy.asarray takes; its memory is shared when it is a contiguous float32/float64 array)."};
+
 PyMethodDef apply1_def{"apply1", reinterpret_cast<PyCFunction>(&apply1), METH_FASTCALL,
                        "apply1($module, op, x, /)\n--\n\napply(op, [x], {}): the shortest path, for unary functions."};
 
@@ -181,6 +238,9 @@ void bind_fast_calls(py::module_& m) {
     m.def(
         "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
         "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
+    PyObject* init = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &node_init_def);
+    if (!init) throw py::error_already_set();
+    py::type::of<Node>().attr("__init__") = py::reinterpret_steal<py::object>(init);
     PyObject* f = PyCFunction_NewEx(&apply1_def, nullptr, m.attr("__name__").ptr());
     if (!f) throw py::error_already_set();
     m.add_object("apply1", py::reinterpret_steal<py::object>(f));

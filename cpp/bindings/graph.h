@@ -12,6 +12,9 @@ namespace tg {
 const OpDef& def_of(int op);  // row `op` of the op table (IndexError beyond it)
 // tg::apply with the GIL released for large inputs, remembering the Python stack in anomaly mode.
 Nodes apply_op(int op, Nodes inputs, Attrs attrs);
+// A leaf for TensorNode(value, source, name, requires_grad): TypeError for a node as value,
+// ValueError for a source.
+NodePtr new_leaf(pybind11::handle value, pybind11::handle source, pybind11::handle name, bool requires_grad);
 // One node as itself, several as a list.
 pybind11::object nodes_out(const Nodes& nodes);
 // The nodes as a list of TensorNodes.

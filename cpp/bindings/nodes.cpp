@@ -81,6 +81,14 @@ Nodes apply_op(int op, Nodes inputs, Attrs attrs) {
     return out;
 }
 
+NodePtr new_leaf(py::handle value, py::handle source, py::handle name, bool requires_grad) {
+    if (node_or_null(value)) throw DTypeError("TensorNode: value must be an array, not a TensorNode (use its .value)");
+    if (!source.is_none()) throw std::invalid_argument("TensorNode: source is set by ops; create leaves with source=None");
+    auto n = std::make_shared<Node>(to_tensor(value, "TensorNode", true), requires_grad);
+    if (!name.is_none()) n->name = py::str(name);
+    return n;
+}
+
 py::typing::List<Node> node_list(const Nodes& nodes) {
     py::typing::List<Node> out(nodes.size());
     for (size_t i = 0; i < nodes.size(); ++i) out[i] = node_object(nodes[i]);
@@ -281,20 +289,7 @@ void bind_nodes(py::module_& m) {
             "What the op saved for its backward (for Python ops: the dict its forward filled).")
         .def("__repr__", [](const OpNode& o) { return "OpNode[" + op_label(o) + "]"; }, "OpNode[op class name].");
 
-    node.def(py::init([](py::object value, py::object source, py::object name, bool requires_grad) {
-                 if (node_or_null(value))
-                     throw DTypeError("TensorNode: value must be an array, not a TensorNode (use its .value)");
-                 if (!source.is_none())
-                     throw std::invalid_argument("TensorNode: source is set by ops; create leaves with source=None");
-                 auto n = std::make_shared<Node>(to_tensor(value, "TensorNode", true), requires_grad);
-                 if (!name.is_none()) n->name = py::str(name);
-                 return n;
-             }),
-             py::arg("value"), py::arg("source") = py::none(), py::arg("name") = py::none(),
-             py::arg("requires_grad") = true,
-             "A leaf node holding `value` (an array, or anything numpy.asarray takes; its memory is shared "
-             "when it is a contiguous float32/float64 array).")
-        .def_property(
+    node.def_property(
             // Read-only for nodes made by ops: their values may be saved for the backward.
             "value",
             [](const NodePtr& np) {
