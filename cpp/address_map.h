@@ -37,6 +37,7 @@ template <class V> class AddressMap {
         return {&items_.back().second, true};
     }
     V& operator[](const void* key) { return *insert(key).first; }
+    void reserve(size_t n) { items_.reserve(n); }
 
   private:
     static constexpr size_t kLinear = 16;

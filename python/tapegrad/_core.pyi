@@ -580,6 +580,9 @@ def is_anomaly_enabled() -> bool:
 def is_grad_enabled() -> bool:
     """Whether ops are recorded for backward in this thread."""
     ...
+def jit_signature(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """What a vg.jit recording depends on of these arguments: a hashable tuple (see replay.py)."""
+    ...
 def kernel_isa() -> str:
     """The instruction set of the kernels in use (chosen at import, or TAPEGRAD_ISA)."""
     ...

@@ -74,24 +74,6 @@ def refuse(what, instead):
         _core.trace_refuse(what, instead)
 
 
-def _signature(args):
-    """The part of the arguments a recording depends on: a hashable tuple."""
-    sig = [_core.is_grad_enabled()]
-    for a in args:
-        if isinstance(a, _core.TensorNode):
-            sig.append(("node", a.shape, a.dtype, a.requires_grad, a.dialect, a.is_leaf))
-        elif isinstance(a, np.ndarray):
-            sig.append(("array", a.shape, a.dtype, a.strides, a.flags.writeable))
-        else:
-            try:
-                hash(a)
-            except TypeError:
-                raise TypeError(f"vg.jit: the step's arguments must be TensorNodes, numpy arrays or hashable "
-                                f"constants; got a {type(a).__name__}") from None
-            sig.append(("value", type(a), a))
-    return tuple(sig)
-
-
 def _flatten(out):
     """(the nodes the step returned, a function rebuilding its return value from new nodes)."""
     if out is None:
@@ -164,7 +146,7 @@ class StepFunction:
                             f"{next(iter(kwargs))!r})")
         if _core.tracing() or _core.is_anomaly_enabled():
             return self._fn(*args)  # inside another recording, or debugging: run it as written
-        key = _signature(args)
+        key = _core.jit_signature(args)  # grad mode, shapes, dtypes, flags; constants by value
         rec = self._recordings.get(key)
         if rec is None or not rec.checked or not rec.valid():
             with self._lock:  # one recording at a time (threads calling one step function share its recordings)
