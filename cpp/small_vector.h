@@ -1,11 +1,14 @@
 // SmallVector: a vector that keeps up to N elements in itself and only allocates past that. Every op
 // makes several short lists (its input and output tensors, the shapes its rule gives, its input
-// nodes, the versions it saves); as std::vectors they were most of a small op's allocations.
+// nodes, the versions it saves); as std::vectors they were most of a small op's allocations. A
+// tensor's Shape is one too (tensor.h).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <iterator>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -104,13 +107,34 @@ public:
         clear();
         append(first, last);
     }
+    // Inserts items before pos (pos in [begin, end]); returns where the first of them now is.
+    T* insert(T* pos, std::initializer_list<T> items) {
+        const size_t at = static_cast<size_t>(pos - begin()), old = size_;
+        append(items.begin(), items.end());
+        std::rotate(begin() + at, begin() + old, end());
+        return begin() + at;
+    }
+    T* insert(T* pos, const T& item) { return insert(pos, {item}); }
+    T* erase(T* pos) {
+        std::move(pos + 1, end(), pos);
+        pop_back();
+        return pos;
+    }
+    bool operator==(const SmallVector& o) const { return size_ == o.size_ && std::equal(begin(), end(), o.begin()); }
+    bool operator!=(const SmallVector& o) const { return !(*this == o); }
 
 private:
     T* inline_data() { return reinterpret_cast<T*>(inline_); }
     bool on_heap() const { return data_ != reinterpret_cast<const T*>(inline_); }
 
     template <class It> void append(It first, It last) {
-        for (; first != last; ++first) emplace_back(*first);
+        using Category = typename std::iterator_traits<It>::iterator_category;
+        if constexpr (std::is_base_of_v<std::random_access_iterator_tag, Category>) {
+            reserve(size_ + static_cast<size_t>(last - first));  // one check, not one per element
+            for (; first != last; ++first) new (data_ + size_++) T(*first);
+        } else {
+            for (; first != last; ++first) emplace_back(*first);
+        }
     }
     void grow(size_t n) {
         T* bigger = static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(alignof(T))));

@@ -10,98 +10,15 @@
 #include <string>
 #include <vector>
 
+#include "small_vector.h"
+
 namespace tg {
 
 enum class DType : uint8_t { f32, f64, i64, b8 };  // b8: bool, one byte (the PyTorch dialect's masks)
 
-// A list of dimensions that keeps up to kInline of them without a heap allocation: shapes are
-// copied on every op, and most have few dimensions.
-class Shape {
-public:
-    static constexpr size_t kInline = 6;
-
-    Shape() = default;
-    Shape(std::initializer_list<int64_t> dims) { assign(dims.begin(), dims.end()); }
-    explicit Shape(size_t n, int64_t value = 0) { resize(n, value); }
-    template <class It, class = decltype(*std::declval<It>())>
-    Shape(It first, It last) { assign(first, last); }
-    Shape(const Shape& other) { assign(other.begin(), other.end()); }
-    Shape(Shape&& other) noexcept { swap(other); }
-    Shape& operator=(const Shape& other) {
-        if (this != &other) assign(other.begin(), other.end());
-        return *this;
-    }
-    Shape& operator=(Shape&& other) noexcept {
-        swap(other);
-        return *this;
-    }
-    ~Shape() { delete[] heap_; }
-
-    size_t size() const { return size_; }
-    bool empty() const { return size_ == 0; }
-    int64_t* data() { return heap_ ? heap_ : inline_; }
-    const int64_t* data() const { return heap_ ? heap_ : inline_; }
-    int64_t* begin() { return data(); }
-    int64_t* end() { return data() + size_; }
-    const int64_t* begin() const { return data(); }
-    const int64_t* end() const { return data() + size_; }
-    int64_t& operator[](size_t i) { return data()[i]; }
-    int64_t operator[](size_t i) const { return data()[i]; }
-    int64_t back() const { return data()[size_ - 1]; }
-
-    template <class It> void assign(It first, It last) {
-        size_ = 0;
-        reserve(static_cast<size_t>(std::distance(first, last)));
-        for (; first != last; ++first) data()[size_++] = static_cast<int64_t>(*first);
-    }
-    void resize(size_t n, int64_t value = 0) {
-        reserve(n);
-        for (size_t i = size_; i < n; ++i) data()[i] = value;
-        size_ = n;
-    }
-    void push_back(int64_t d) {
-        reserve(size_ + 1);
-        data()[size_++] = d;
-    }
-    int64_t* insert(int64_t* pos, std::initializer_list<int64_t> dims) {
-        const size_t at = static_cast<size_t>(pos - begin());
-        reserve(size_ + dims.size());
-        int64_t* p = data() + at;
-        std::move_backward(p, data() + size_, data() + size_ + dims.size());
-        std::copy(dims.begin(), dims.end(), p);
-        size_ += dims.size();
-        return p;
-    }
-    int64_t* insert(int64_t* pos, int64_t d) { return insert(pos, {d}); }
-    int64_t* erase(int64_t* pos) {
-        std::move(pos + 1, end(), pos);
-        --size_;
-        return pos;
-    }
-    bool operator==(const Shape& o) const { return size_ == o.size_ && std::equal(begin(), end(), o.begin()); }
-    bool operator!=(const Shape& o) const { return !(*this == o); }
-
-private:
-    void reserve(size_t n) {
-        const size_t cap = heap_ ? capacity_ : kInline;
-        if (n <= cap) return;
-        auto* grown = new int64_t[n];
-        std::copy(begin(), end(), grown);
-        delete[] heap_;
-        heap_ = grown;
-        capacity_ = n;
-    }
-    void swap(Shape& o) noexcept {
-        std::swap(size_, o.size_);
-        std::swap(capacity_, o.capacity_);
-        std::swap(heap_, o.heap_);
-        std::swap(inline_, o.inline_);
-    }
-
-    size_t size_ = 0, capacity_ = 0;
-    int64_t* heap_ = nullptr;
-    int64_t inline_[kInline] = {};
-};
+// A tensor's dimensions, up to 6 of them without a heap allocation: shapes are copied on every op,
+// and most have few dimensions.
+using Shape = SmallVector<int64_t, 6>;
 
 // Bad dtypes map to Python's TypeError; shape problems use std::invalid_argument (ValueError)
 // and bad indices or axes std::out_of_range (IndexError).
