@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <iterator>
 #include <new>
@@ -24,19 +25,29 @@ public:
     using iterator = T*;
     using const_iterator = const T*;
 
-    SmallVector() = default;
-    explicit SmallVector(size_t n) { resize(n); }
-    SmallVector(size_t n, const T& value) { resize(n, value); }
-    SmallVector(std::initializer_list<T> items) { append(items.begin(), items.end()); }
+    SmallVector() {
+        if constexpr (kFlatCopy) std::memset(inline_, 0, sizeof inline_);  // so that whole copies read set bytes
+    }
+    explicit SmallVector(size_t n) : SmallVector() { resize(n); }
+    SmallVector(size_t n, const T& value) : SmallVector() { resize(n, value); }
+    SmallVector(std::initializer_list<T> items) : SmallVector() { append(items.begin(), items.end()); }
     template <class It, class = decltype(*std::declval<It&>()), class = decltype(++std::declval<It&>())>
-    SmallVector(It first, It last) { append(first, last); }
-    SmallVector(const SmallVector& other) { append(other.begin(), other.end()); }
-    SmallVector(SmallVector&& other) noexcept { take(other); }
+    SmallVector(It first, It last) : SmallVector() {
+        append(first, last);
+    }
+    SmallVector(const SmallVector& other) : SmallVector() { *this = other; }
+    SmallVector(SmallVector&& other) noexcept : SmallVector() { take(other); }
     SmallVector& operator=(const SmallVector& other) {
-        if (this != &other) {
-            clear();
-            append(other.begin(), other.end());
+        if (this == &other) return *this;
+        if constexpr (kFlatCopy) {
+            if (other.size_ <= N) {  // N elements' bytes at once (a Shape's 48): no loop, no call to memcpy
+                std::memcpy(static_cast<void*>(data_), other.data_, sizeof inline_);
+                size_ = other.size_;
+                return *this;
+            }
         }
+        clear();
+        append(other.begin(), other.end());
         return *this;
     }
     SmallVector& operator=(SmallVector&& other) noexcept {
@@ -53,8 +64,8 @@ public:
         return *this;
     }
     ~SmallVector() {
-        clear();
-        release_heap();
+        if constexpr (!std::is_trivially_destructible_v<T>) clear();
+        if (on_heap()) ::operator delete(data_, std::align_val_t(alignof(T)));
     }
 
     size_t size() const { return size_; }
@@ -91,7 +102,8 @@ public:
     }
     void pop_back() { data_[--size_].~T(); }
     void clear() {
-        while (size_ > 0) pop_back();
+        if constexpr (std::is_trivially_destructible_v<T>) size_ = 0;
+        else while (size_ > 0) pop_back();
     }
     void resize(size_t n) {
         reserve(n);
@@ -124,6 +136,10 @@ public:
     bool operator!=(const SmallVector& o) const { return !(*this == o); }
 
 private:
+    // Elements copied as bytes, all N slots at once when they fit (a copy then compiles to a few
+    // vector moves): the inline slots start zeroed, and a heap block holds more than N.
+    static constexpr bool kFlatCopy = std::is_trivially_copyable_v<T> && N * sizeof(T) <= 64;
+
     T* inline_data() { return reinterpret_cast<T*>(inline_); }
     bool on_heap() const { return data_ != reinterpret_cast<const T*>(inline_); }
 
