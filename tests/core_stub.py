@@ -72,6 +72,7 @@ OVERRIDES = {
     "apply1": "(op: int, x: TensorNode) -> TensorNode | list[TensorNode]",
     "apply_plain": "(op: int, *args: TensorNode) -> TensorNode | list[TensorNode]",
     "op_table": "() -> list[dict[str, Any]]",
+    "unary_function": "(op: int, convert: Callable[[Any], TensorNode]) -> UnaryFunction",
     "forward": "(op: int, arrays: Sequence[npt.ArrayLike], kwargs: dict[str, Any]) -> "
                "tuple[list[np.ndarray], NativeContext]",
     "backward": "(context: NativeContext, grads: Sequence[npt.ArrayLike]) -> list[np.ndarray]",
@@ -158,6 +159,10 @@ def native_class(cls):
     bases = {"DTypeError": "TypeError", "GraphError": "RuntimeError"}
     if cls.__name__ in bases:
         return f"class {cls.__name__}({bases[cls.__name__]}):\n" + docstring(cls.__doc__, "    ") + "\n"
+    if cls.__name__ == "UnaryFunction":  # a callable type of fast_calls.cpp, not a pybind11 class
+        return (f"class {cls.__name__}:\n" + docstring(cls.__doc__, "    ") +
+                "    def __call__(self, x: _TensorLike) -> TensorNode: ...\n"
+                "    def __reduce__(self) -> str: ...\n\n")
     out = [f"class {cls.__name__}:\n" + docstring(cls.__doc__ or "", "    ")]
     for name, raw in sorted(vars(cls).items()):
         if name.startswith("_") and not (name.startswith("__") and name.endswith("__")) and name not in (
@@ -176,7 +181,7 @@ def native_class(cls):
                 out.append(operator(name, raw))
             else:
                 out.append(native_function(name, raw, "    ", f"{cls.__name__}.{name}"))
-        elif inspect.isfunction(raw):
+        elif inspect.isfunction(raw) or isinstance(raw, vg._core.UnaryFunction):  # (fast_calls.cpp's vg.sigmoid ...)
             out.append(python_method(name, raw))
     return "".join(out) + "\n"
 

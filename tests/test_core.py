@@ -734,3 +734,38 @@ def test_tensornode_constructor_takes_its_arguments_by_position_and_keyword():
 
     s = Sub(x)
     assert isinstance(s, vg.TensorNode) and not s.requires_grad and (s + 1).value.sum() == x.sum() + 6
+
+
+def test_one_input_functions_are_c_callables_that_behave_as_python_functions():
+    # fast_calls.cpp's UnaryFunction: vg.sigmoid and the other one-input functions of the op table.
+    import copy
+    import pickle
+    x = np.array([[-1.0, 0.5], [2.0, 0.0]])
+    a = vg.TensorNode(x)
+    f = vg.sigmoid
+    assert isinstance(f, vg._core.UnaryFunction) and repr(f) == "<tapegrad function sigmoid>"
+    assert (f.__name__, f.__qualname__, f.__module__) == ("sigmoid", "sigmoid", "tapegrad.functional")
+    assert f.__doc__.startswith("sigmoid(x) = 1 / (1 + exp(-x))") and str(inspect.signature(f)) == "(x)"
+    assert inspect.isroutine(f)
+    expect = 1 / (1 + np.exp(-x))
+    for r in (f(a), f(x=a), a.sigmoid(), vg.TensorNode.sigmoid(a)):
+        assert np.allclose(r.value, expect) and r.source is not None
+    c = f(x)  # an array is a constant: no gradient
+    assert np.allclose(c.value, expect) and not c.requires_grad
+    assert np.allclose(vg.exp(2.0).value, np.exp(2.0)) and vg.relu(-1).value == 0.0
+    r = f(a)
+    r.sum().backward()
+    assert np.allclose(a.grad, expect * (1 - expect))
+    assert pickle.loads(pickle.dumps(f)) is f and copy.deepcopy(f) is f and copy.copy(f) is f
+    with pytest.raises(TypeError, match=r"sigmoid\(\) takes exactly one argument, x \(got 2 positional"):
+        f(a, a)
+    with pytest.raises(TypeError, match=r"got 0 positional and 1 keyword"):
+        f(y=a)
+    with pytest.raises(TypeError, match="sigmoid: unsupported dtype"):
+        f("x")
+
+    class Sub(vg.TensorNode):
+        pass
+
+    s = Sub(x)  # not exactly a TensorNode: through the converter, which keeps it as it is
+    assert np.allclose(vg.tanh(s).value, np.tanh(x)) and vg.tanh(s).source.inputs[0] is s

@@ -1,19 +1,22 @@
 // The calls Python makes once per op or batch, as plain C functions: TensorNode's operators
-// (a + b, a @ b, -a), apply1 (the path of vg.sigmoid(x) and the other one-input functions) and
-// TensorNode's constructor.
+// (a + b, a @ b, -a), the one-input functions of the op table (vg.sigmoid(x), x.exp(): objects of
+// the small type UnaryFunction), apply1, and TensorNode's constructor.
 //
 // For a small op the call itself is a large part of the cost. A pybind11 function goes through
 // its dispatcher (argument loaders, the overload loop, an argument vector), and as a method
-// through an instancemethod wrapper too: about 750 instructions of a 7000-instruction 2x2 `a + b`.
-// These are METH_FASTCALL functions, the operators in method descriptors (the kind CPython's own
-// types use, which Python's operator slots call directly). A C function takes no data, so each
-// operator has its own slot here (its op and operand order) and its own instance of a template.
-// C++ exceptions become Python exceptions through pybind11's translators (raise_translated).
+// through an instancemethod wrapper too: about 750 instructions of a 7000-instruction 2x2 `a + b`;
+// a Python function around apply1 cost 600 of a 2x2 sigmoid's. These are METH_FASTCALL and
+// vectorcall functions, the operators in method descriptors (the kind CPython's own types use,
+// which Python's operator slots call directly). A C function takes no data, so each operator has
+// its own slot here (its op and operand order) and its own instance of a template. C++ exceptions
+// become Python exceptions through pybind11's translators (raise_translated).
 #include <algorithm>
 #include <array>
 #include <exception>
 #include <string>
 #include <utility>
+
+#include <structmember.h>
 
 #include "bindings/graph.h"
 #include "bindings/modules.h"
@@ -210,6 +213,113 @@ PyMethodDef node_init_def{
 PyMethodDef apply1_def{"apply1", reinterpret_cast<PyCFunction>(&apply1), METH_FASTCALL,
                        "apply1($module, op, x, /)\n--\n\napply(op, [x], {}): the shortest path, for unary functions."};
 
+// vg.sigmoid(x) and the other one-input functions made from the op table (functional.py), as
+// objects of a small type of their own: a Python function around apply1 cost 10% of a 2x2
+// sigmoid. A TensorNode goes to the op directly; anything else (an array or number, a constant)
+// through the Python converter the function was made with. Like a Python function, one binds as a
+// method (x.sigmoid(), TensorNode's methods are these functions), takes the name, qualname,
+// module and doc its maker sets (in its __dict__), and pickles by name.
+struct UnaryFunction {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    int op;
+    PyObject* convert;  // convert(x) -> TensorNode, for any x that is not exactly a TensorNode
+    PyObject* dict;
+};
+
+PyObject* unary_function_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    auto* f = reinterpret_cast<UnaryFunction*>(self);
+    const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf), nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    const bool by_name = nargs == 0 && nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "x") == 0;
+    if (nargs + nkw != 1 || (nkw && !by_name)) {
+        PyObject* name = PyObject_GetAttrString(self, "__name__");
+        PyErr_Format(PyExc_TypeError, "%S() takes exactly one argument, x (got %zd positional and %zd keyword)", name,
+                     nargs, nkw);
+        Py_XDECREF(name);
+        return nullptr;
+    }
+    py::object x = py::reinterpret_borrow<py::object>(args[0]);
+    if (Py_TYPE(args[0]) != reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr())) {
+        PyObject* converted = PyObject_CallOneArg(f->convert, args[0]);
+        if (!converted) return nullptr;
+        x = py::reinterpret_steal<py::object>(converted);
+    }
+    return guarded([&] {
+        const OpDef& def = def_of(f->op);
+        return nodes_out(apply_op(f->op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
+    });
+}
+
+PyObject* unary_function_get(PyObject* self, PyObject* obj, PyObject*) {
+    if (!obj || obj == Py_None) return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+PyObject* unary_function_repr(PyObject* self) {
+    PyObject* name = PyObject_GetAttrString(self, "__qualname__");
+    if (!name) return nullptr;
+    PyObject* r = PyUnicode_FromFormat("<tapegrad function %U>", name);
+    Py_DECREF(name);
+    return r;
+}
+
+// Pickled as the global of its __module__ and __qualname__, as a Python function is.
+PyObject* unary_function_reduce(PyObject* self, PyObject*) { return PyObject_GetAttrString(self, "__qualname__"); }
+
+PyObject* unary_function_signature(PyObject*, void*) { return PyUnicode_FromString("(x)"); }
+
+int unary_function_traverse(PyObject* self, visitproc visit, void* arg) {
+    auto* f = reinterpret_cast<UnaryFunction*>(self);
+    Py_VISIT(f->convert);
+    Py_VISIT(f->dict);
+    Py_VISIT(Py_TYPE(self));
+    return 0;
+}
+
+int unary_function_clear(PyObject* self) {
+    auto* f = reinterpret_cast<UnaryFunction*>(self);
+    Py_CLEAR(f->convert);
+    Py_CLEAR(f->dict);
+    return 0;
+}
+
+void unary_function_dealloc(PyObject* self) {
+    PyTypeObject* type = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    unary_function_clear(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+PyMethodDef unary_function_methods[] = {
+    {"__reduce__", &unary_function_reduce, METH_NOARGS, "Pickled by name, as a Python function."},
+    {nullptr, nullptr, 0, nullptr}};
+PyGetSetDef unary_function_getset[] = {
+    {"__text_signature__", &unary_function_signature, nullptr, "The signature inspect reads: (x).", nullptr},
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, "Its name, qualname, module and doc.", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+PyMemberDef unary_function_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(UnaryFunction, vectorcall), READONLY, nullptr},
+    {"__dictoffset__", T_PYSSIZET, offsetof(UnaryFunction, dict), READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+PyType_Slot unary_function_slots[] = {
+    {Py_tp_call, reinterpret_cast<void*>(&PyVectorcall_Call)},
+    {Py_tp_descr_get, reinterpret_cast<void*>(&unary_function_get)},
+    {Py_tp_repr, reinterpret_cast<void*>(&unary_function_repr)},
+    {Py_tp_traverse, reinterpret_cast<void*>(&unary_function_traverse)},
+    {Py_tp_clear, reinterpret_cast<void*>(&unary_function_clear)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(&unary_function_dealloc)},
+    {Py_tp_methods, unary_function_methods},
+    {Py_tp_getset, unary_function_getset},
+    {Py_tp_members, unary_function_members},
+    {Py_tp_doc, const_cast<char*>("A one-input function of the op table (vg.sigmoid, vg.exp ...), run without Python.")},
+    {0, nullptr}};
+PyTypeObject* unary_function_type = nullptr;  // made from this spec in bind_fast_calls
+PyType_Spec unary_function_spec{
+    "tapegrad._core.UnaryFunction", sizeof(UnaryFunction), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    unary_function_slots};
+
 }  // namespace
 
 void bind_fast_calls(py::module_& m) {
@@ -238,6 +348,26 @@ void bind_fast_calls(py::module_& m) {
     m.def(
         "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
         "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
+    PyObject* type = PyType_FromSpec(&unary_function_spec);
+    if (!type) throw py::error_already_set();
+    unary_function_type = reinterpret_cast<PyTypeObject*>(type);  // the module's reference keeps it
+    m.add_object("UnaryFunction", py::reinterpret_steal<py::object>(type));
+    m.def(
+        "unary_function",
+        [](int op, py::object convert) {
+            def_of(op);
+            if (!PyCallable_Check(convert.ptr())) throw py::type_error("unary_function: convert must be callable");
+            auto* f = PyObject_GC_New(UnaryFunction, unary_function_type);
+            if (!f) throw py::error_already_set();
+            f->vectorcall = &unary_function_call;
+            f->op = op;
+            f->convert = convert.release().ptr();
+            f->dict = nullptr;
+            PyObject_GC_Track(reinterpret_cast<PyObject*>(f));
+            return py::reinterpret_steal<py::object>(reinterpret_cast<PyObject*>(f));
+        },
+        py::arg("op"), py::arg("convert"),
+        "vg.<op>(x) for a one-input op without attributes: the op on a TensorNode, on convert(x) otherwise.");
     PyObject* init = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &node_init_def);
     if (!init) throw py::error_already_set();
     py::type::of<Node>().attr("__init__") = py::reinterpret_steal<py::object>(init);

@@ -529,6 +529,11 @@ class SgdConfig:
 class TraceError:
     """A step that vg.jit cannot replay in C++ (a Python op, numpy code on a node's value, a random draw): a ValueError."""
 
+class UnaryFunction:
+    """A one-input function of the op table (vg.sigmoid, vg.exp ...), run without Python."""
+    def __call__(self, x: _TensorLike) -> TensorNode: ...
+    def __reduce__(self) -> str: ...
+
 def adam_step(params: Sequence[TensorNode], first_moments: list[Any], second_moments: list[Any], steps: Sequence[int], config: AdamConfig) -> None:
     """One Adam (or AdamW) step in place; steps[i] counts parameter i's updates, this one included."""
     ...
@@ -663,6 +668,9 @@ def trace_stop(outputs: Sequence[Any]) -> Program:
     ...
 def tracing() -> bool:
     """Whether this thread is recording for vg.jit."""
+    ...
+def unary_function(op: int, convert: Callable[[Any], TensorNode]) -> UnaryFunction:
+    """vg.<op>(x) for a one-input op without attributes: the op on a TensorNode, on convert(x) otherwise."""
     ...
 def unary_method(op: int, name: str) -> Callable[..., Any]:
     """A TensorNode method applying a one-input op without attributes."""

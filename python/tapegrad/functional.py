@@ -49,11 +49,10 @@ def _summary(r):
 
 
 def _unary(r):
-    index, apply1, native = getattr(ops, r.cls)._index, _core.apply1, r.native  # looked up once, not per call
-
-    def function(x):
-        return apply1(index, x if type(x) is TensorNode else _node(x, native))
-
+    # A C callable (fast_calls.cpp): the op on a TensorNode without Python in between; anything else
+    # goes through _node first.
+    native = r.native
+    function = _core.unary_function(getattr(ops, r.cls)._index, lambda x: _node(x, native))
     return function, f"{_summary(r)}\n\nx: a TensorNode (or an array or number, a constant); the result has its shape."
 
 
