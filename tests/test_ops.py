@@ -1227,6 +1227,17 @@ def test_row_max_grad_goes_to_the_first_of_tied_maxima():
     np.testing.assert_array_equal(x.grad, [[0.0, 1.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
 
 
+@pytest.mark.parametrize("shape", [(0, 0), (0, 3)])
+def test_row_max_of_no_rows_is_empty(shape):
+    # No rows: nothing to take a maximum of, as row_sum gives an empty result (the fuzz suite found
+    # that a (0, 0) matrix was refused as if its rows were empty). Rows of no columns stay an error.
+    x = vg.TensorNode(np.zeros(shape))
+    m = vg.RowMax.do_forward(x)
+    assert m.shape == (0,) and m.dtype == np.float64
+    m.sum().backward()
+    assert x.grad.shape == shape
+
+
 def test_row_max_propagates_nan_like_numpy():
     x = np.array([[1.0, np.nan, 5.0], [np.nan, 1.0, 2.0], [1.0, 2.0, 0.0]])
     np.testing.assert_array_equal(vg.RowMax.do_forward(vg.TensorNode(x)).value, np.max(x, axis=1))

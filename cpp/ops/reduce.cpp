@@ -219,7 +219,7 @@ Shapes shape_row_reduce(const Call& c) {
 
 Shapes shape_row_max(const Call& c) {
     require_matrix(c.name(), c.in[0]);
-    if (c.in[0].dim(1) == 0)
+    if (c.in[0].dim(1) == 0 && c.in[0].dim(0) > 0)  // (no rows at all: an empty result, as row_sum's)
         throw std::invalid_argument(std::string(c.name()) + ": rows of shape " + shape_str(c.in[0].shape()) +
                                     " are empty and have no maximum");
     return {Shape{c.in[0].dim(0)}};
