@@ -178,3 +178,12 @@ def test_jit_trainer_gives_the_eager_trainers_losses_and_jit_step_prints_its_row
     assert "| replay alone (Program.run) |" in out and "| replay of logsoftmax (128, 2), forward + backward |" in out
     jit_step.main(["--replays", "3", "--dtype", "float32"])
     assert capsys.readouterr().out.startswith("3 replays of the synth step (float32): ")
+
+
+def test_instructions_runs_each_loop_and_refuses_unknown_work(capsys):
+    import instructions
+    for work in instructions.WORK:
+        instructions.main(["--loop", work, "3"])  # what valgrind counts, run uncounted
+    with pytest.raises(SystemExit):
+        instructions.main(["no_such_work"])
+    assert "unknown work 'no_such_work'" in capsys.readouterr().err

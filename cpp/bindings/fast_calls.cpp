@@ -57,7 +57,7 @@ NodePtr binary(int op, const NodePtr& self, py::handle other, bool reflected) {
     return r;
 }
 
-// The exception being handled, raised as Python exception by pybind11's translators (the module's
+// The exception being handled, raised as a Python exception by pybind11's translators (the module's
 // registered ones too): a pybind11 function rethrows it, and its dispatcher translates. Returns
 // null, for the C function to return.
 thread_local std::exception_ptr pending;
@@ -121,7 +121,7 @@ constexpr auto unary_functions(std::index_sequence<K...>) {
 // The descriptor of operator `name` (op, operand order), in the first free slot of [first, end)
 // or the slot that already has it (installing twice gives the same function).
 py::function descriptor(int op, bool reflected, const char* name, size_t first, size_t end, const std::string& doc,
-                      PyCFunction function_of(size_t), int flags) {
+                        PyCFunction function_of(size_t), int flags) {
     const OpDef& def = def_of(op);
     size_t k = first;
     while (k < end && operators[k].op >= 0 &&
@@ -129,17 +129,25 @@ py::function descriptor(int op, bool reflected, const char* name, size_t first, 
         ++k;
     if (k == end)
         throw std::length_error(std::string("tapegrad: more than ") + std::to_string(end - first) +
-                                " operators of this arity; raise kBinary/kUnary in bindings/operators.cpp (" + name +
+                                " operators of this arity; raise kBinary/kUnary in bindings/fast_calls.cpp (" + name +
                                 ", op " + def.name + ")");
     Operator& o = operators[k];
-    o.op = op;
-    o.reflected = reflected;
-    o.name = name;
-    o.doc = std::string(name) + doc;
-    method_defs[k] = PyMethodDef{o.name.c_str(), function_of(k - first), flags, o.doc.c_str()};
+    if (o.op < 0) {  // a new slot (a used one keeps its strings: its descriptors point into them)
+        o.op = op;
+        o.reflected = reflected;
+        o.name = name;
+        o.doc = std::string(name) + doc;
+        method_defs[k] = PyMethodDef{o.name.c_str(), function_of(k - first), flags, o.doc.c_str()};
+    }
     PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &method_defs[k]);
     if (!d) throw py::error_already_set();
     return py::reinterpret_steal<py::function>(d);
+}
+
+// op applied to x, a TensorNode (a TypeError naming the op otherwise), without attributes.
+py::object apply_unary(int op, py::handle x) {
+    const OpDef& def = def_of(op);
+    return nodes_out(apply_op(op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
 }
 
 PyObject* apply1(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
@@ -149,9 +157,7 @@ PyObject* apply1(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     }
     return guarded([&] {
         if (!PyLong_Check(args[0])) throw py::type_error("apply1: op must be an int, got " + type_name(args[0]));
-        const int op = py::cast<int>(args[0]);
-        const OpDef& def = def_of(op);
-        return nodes_out(apply_op(op, {input_node(def, args[1], 0)}, make_attrs(def, py::none())));
+        return apply_unary(py::cast<int>(args[0]), args[1]);
     });
 }
 
@@ -174,9 +180,10 @@ PyObject* node_init(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyO
     for (Py_ssize_t k = 0; k < nkw; ++k) {
         PyObject* key = PyTuple_GET_ITEM(kwnames, k);
         Py_ssize_t j = 0;
-        while (j < kParams && key != names[j]) ++j;
-        for (j = j < kParams ? j : 0; j < kParams && key != names[j]; ++j)
-            if (PyUnicode_Compare(key, names[j]) == 0) break;  // a keyword name that is not interned
+        while (j < kParams && key != names[j]) ++j;  // interned, as keywords in source code are
+        if (j == kParams)                            // a name made at run time (**{...})
+            for (j = 0; j < kParams && PyUnicode_Compare(key, names[j]) != 0; ++j) {
+            }
         if (j == kParams) {
             PyErr_Format(PyExc_TypeError, "'%U' is an invalid keyword argument for TensorNode()", key);
             return nullptr;
@@ -239,15 +246,13 @@ PyObject* unary_function_call(PyObject* self, PyObject* const* args, size_t narg
         return nullptr;
     }
     py::object x = py::reinterpret_borrow<py::object>(args[0]);
-    if (Py_TYPE(args[0]) != reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr())) {
+    static PyTypeObject* const node_type = reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr());
+    if (Py_TYPE(args[0]) != node_type) {
         PyObject* converted = PyObject_CallOneArg(f->convert, args[0]);
         if (!converted) return nullptr;
         x = py::reinterpret_steal<py::object>(converted);
     }
-    return guarded([&] {
-        const OpDef& def = def_of(f->op);
-        return nodes_out(apply_op(f->op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
-    });
+    return guarded([&] { return apply_unary(f->op, x); });
 }
 
 PyObject* unary_function_get(PyObject* self, PyObject* obj, PyObject*) {
