@@ -16,10 +16,10 @@
 #include <string>
 #include <utility>
 
-#include <structmember.h>
-
 #include "bindings/graph.h"
 #include "bindings/modules.h"
+
+#include <structmember.h>  // (after Python.h, which pybind11 includes)
 
 namespace tg {
 
