@@ -12,13 +12,13 @@ namespace {
 thread_local bool grad_mode = true;
 thread_local bool anomaly_mode = false;
 
-// Visits every op node below `root` once (each before the op nodes below it are left), calling
-// visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by
-// memory; the visited set is the caller's own, so traversals on several threads do not interfere.
 // The lists of one backward start with room for this many ops, which a small model's graph holds
 // (grown from empty, each took four allocations: a tenth of the synth step's 92 per replay).
 constexpr size_t kTypicalOps = 16;
 
+// Visits every op node below `root` once (each before the op nodes below it are left), calling
+// visit(op) in post-order: inputs' sources first. Iterative, so graph depth is bounded only by
+// memory; the visited set is the caller's own, so traversals on several threads do not interfere.
 template <class Visit> void post_order(const NodePtr& root, Visit&& visit) {
     if (!root->source) return;
     AddressMap<bool> seen;
@@ -211,8 +211,7 @@ Nodes apply(int op, Nodes inputs, Attrs attrs) {
     return outputs;
 }
 
-Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs,
-                            Tensors outputs) {
+Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs, Tensors outputs) {
     if (jit::recording())
         jit::refuse("calls the Python Op " + op->name(), "write it with tapegrad's ops, or call this step without vg.jit");
     if (!should_record(inputs)) return connect(nullptr, outputs, false, any_torch(inputs));

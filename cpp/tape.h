@@ -99,8 +99,7 @@ Tensors run_backward(int op, const Call& call, const Tensors& grads);
 // (the OpNode keeps `inputs`: a caller that is done with its vector moves it in).
 Nodes apply(int op, Nodes inputs, Attrs attrs);
 // Records an op computed outside the engine, whose outputs are `outputs`.
-Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs,
-                            Tensors outputs);
+Nodes record(std::unique_ptr<ExternalOp> op, const Nodes& inputs, Tensors outputs);
 
 // Propagates the gradient 1 of the root down the graph, visiting the op nodes once each in reverse
 // topological order. Leaves that require grad, nodes marked retain, and nodes held from outside the

@@ -69,7 +69,6 @@ OVERRIDES = {
     "OpNode.context": "dict[str, Any]",
     "OpNode.op": "type | str",
     "apply": "(op: int, inputs: Sequence[TensorNode], kwargs: dict[str, Any]) -> TensorNode | list[TensorNode]",
-    "apply1": "(op: int, x: TensorNode) -> TensorNode | list[TensorNode]",
     "apply_plain": "(op: int, *args: TensorNode) -> TensorNode | list[TensorNode]",
     "op_table": "() -> list[dict[str, Any]]",
     "unary_function": "(op: int, convert: Callable[[Any], TensorNode]) -> UnaryFunction",
@@ -96,7 +95,7 @@ def pytype(text):
 
 def split_doc(fn):
     """The signature after the name and the description: from pybind11's docstring, or from a C
-    function's __text_signature__ (fast_calls.cpp's operators and apply1)."""
+    function's __text_signature__ (fast_calls.cpp's operators)."""
     doc = fn.__doc__ or ""
     text_signature = getattr(fn, "__text_signature__", None)
     if text_signature:

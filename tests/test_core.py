@@ -642,9 +642,9 @@ def test_ops_with_more_inputs_and_outputs_than_the_engine_keeps_inline():
         np.testing.assert_allclose(xs[j].grad, np.full(3, float(scale * scale)))
 
 
-def test_operators_and_apply1_are_c_functions_that_raise_python_exceptions():
-    # fast_calls.cpp: the operators are method descriptors and apply1 a builtin, without pybind11's
-    # dispatcher; every C++ exception still arrives as the Python exception pybind11 would raise.
+def test_operators_are_c_functions_that_raise_python_exceptions():
+    # fast_calls.cpp: the binary operators are method descriptors, without pybind11's dispatcher;
+    # every C++ exception still arrives as the Python exception pybind11 would raise.
     a, b = vg.TensorNode(np.ones((2, 2))), vg.TensorNode(np.ones((3, 3)))
     assert type(vg.TensorNode.__add__).__name__ == "method_descriptor"
     assert "add" in vg.TensorNode.__radd__.__doc__ and "(other, self)" in vg.TensorNode.__radd__.__doc__
@@ -670,16 +670,19 @@ def test_operators_and_apply1_are_c_functions_that_raise_python_exceptions():
         Unset() + a
     with pytest.raises(TypeError):
         -Unset()
+    # One-input operators are functional's UnaryFunction objects; the maker checks what it is given.
+    assert vg.TensorNode.__neg__ is vg.negative and vg.TensorNode.__abs__ is vg.abs
     index = vg.ops.Sigmoid._index
-    assert np.allclose(vg._core.apply1(index, a).value, 1 / (1 + np.exp(-1.0)))
+    keep = vg._core.unary_function(index, lambda x: x)  # a converter that lets a non-node through
+    assert np.allclose(keep(a).value, 1 / (1 + np.exp(-1.0)))
     with pytest.raises(TypeError, match="sigmoid: all inputs must be TensorNodes; input 0 is float"):
-        vg._core.apply1(index, 1.5)
-    with pytest.raises(TypeError, match="apply1: op must be an int, got str"):
-        vg._core.apply1("sigmoid", a)
-    with pytest.raises(TypeError, match=r"apply1\(op, x\) takes 2 arguments, got 1"):
-        vg._core.apply1(index)
+        keep(1.5)
+    with pytest.raises(TypeError, match="unary_function: convert must be callable"):
+        vg._core.unary_function(index, None)
+    with pytest.raises(TypeError):
+        vg._core.unary_function("sigmoid", lambda x: x)
     with pytest.raises(IndexError):
-        vg._core.apply1(10 ** 6, a)
+        vg._core.unary_function(10 ** 6, lambda x: x)
     # A Python exception raised inside (the integer operators' Python function) comes out as itself.
     with pytest.raises(TypeError):
         vg.tensor([1, 2]) + object()

@@ -1,13 +1,13 @@
-// The calls Python makes once per op or batch, as plain C functions: TensorNode's operators
-// (a + b, a @ b, -a), the one-input functions of the op table (vg.sigmoid(x), x.exp(): objects of
-// the small type UnaryFunction), apply1, and TensorNode's constructor.
+// The calls Python makes once per op or batch, as plain C functions: TensorNode's binary operators
+// (a + b, a @ b), the one-input functions of the op table (vg.sigmoid(x), x.exp(), -x: objects of
+// the small type UnaryFunction), and TensorNode's constructor.
 //
 // For a small op the call itself is a large part of the cost. A pybind11 function goes through
 // its dispatcher (argument loaders, the overload loop, an argument vector), and as a method
 // through an instancemethod wrapper too: about 750 instructions of a 7000-instruction 2x2 `a + b`;
-// a Python function around apply1 cost 600 of a 2x2 sigmoid's. These are METH_FASTCALL and
-// vectorcall functions, the operators in method descriptors (the kind CPython's own types use,
-// which Python's operator slots call directly). A C function takes no data, so each operator has
+// a Python function around the engine's call cost 600 of a 2x2 sigmoid's. These are METH_FASTCALL
+// and vectorcall functions, the binary operators in method descriptors (the kind CPython's own
+// types use, which Python's operator slots call directly). A C function takes no data, so each operator has
 // its own slot here (its op and operand order) and its own instance of a template. C++ exceptions
 // become Python exceptions through pybind11's translators (raise_translated).
 #include <algorithm>
@@ -88,10 +88,11 @@ struct Operator {
     std::string name, doc;
 };
 
-// Enough for the op table's operators (18 binary, 2 unary); binary_method says so if not.
-constexpr size_t kBinary = 24, kUnary = 4;
-std::array<Operator, kBinary + kUnary> operators;
-std::array<PyMethodDef, kBinary + kUnary> method_defs;  // read by the descriptors for the process's life
+// Enough for the op table's binary operators (18); binary_method says so if not. (The one-input
+// operators, -x and abs(x), are functional's UnaryFunction objects, which bind as methods.)
+constexpr size_t kOperators = 24;
+std::array<Operator, kOperators> operators;
+std::array<PyMethodDef, kOperators> method_defs;  // read by the descriptors for the process's life
 
 template <size_t K>
 PyObject* binary_operator(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -103,41 +104,33 @@ PyObject* binary_operator(PyObject* self, PyObject* const* args, Py_ssize_t narg
     return guarded([&] { return node_object(binary(o.op, self_node(self), args[0], o.reflected)); });
 }
 
-template <size_t K>
-PyObject* unary_operator(PyObject* self, PyObject*) {
-    return guarded([&] { return node_object(apply_op(operators[K].op, {self_node(self)}, {})[0]); });
-}
-
 template <size_t... K>
 constexpr auto binary_functions(std::index_sequence<K...>) {
     return std::array<PyObject* (*)(PyObject*, PyObject* const*, Py_ssize_t), sizeof...(K)>{&binary_operator<K>...};
 }
 
-template <size_t... K>
-constexpr auto unary_functions(std::index_sequence<K...>) {
-    return std::array<PyCFunction, sizeof...(K)>{&unary_operator<kBinary + K>...};
-}
-
-// The descriptor of operator `name` (op, operand order), in the first free slot of [first, end)
-// or the slot that already has it (installing twice gives the same function).
-py::function descriptor(int op, bool reflected, const char* name, size_t first, size_t end, const std::string& doc,
-                        PyCFunction function_of(size_t), int flags) {
+// The descriptor of operator `name` (op, operand order), in the first free slot or the slot that
+// already has it (installing twice gives the same function).
+py::function descriptor(int op, bool reflected, const char* name) {
+    static const auto functions = binary_functions(std::make_index_sequence<kOperators>());
     const OpDef& def = def_of(op);
-    size_t k = first;
-    while (k < end && operators[k].op >= 0 &&
+    size_t k = 0;
+    while (k < kOperators && operators[k].op >= 0 &&
            !(operators[k].op == op && operators[k].reflected == reflected && operators[k].name == name))
         ++k;
-    if (k == end)
-        throw std::length_error(std::string("tapegrad: more than ") + std::to_string(end - first) +
-                                " operators of this arity; raise kBinary/kUnary in bindings/fast_calls.cpp (" + name +
-                                ", op " + def.name + ")");
+    if (k == kOperators)
+        throw std::length_error(std::string("tapegrad: more than ") + std::to_string(kOperators) +
+                                " binary operators; raise kOperators in bindings/fast_calls.cpp (" + name + ", op " +
+                                def.name + ")");
     Operator& o = operators[k];
     if (o.op < 0) {  // a new slot (a used one keeps its strings: its descriptors point into them)
         o.op = op;
         o.reflected = reflected;
         o.name = name;
-        o.doc = std::string(name) + doc;
-        method_defs[k] = PyMethodDef{o.name.c_str(), function_of(k - first), flags, o.doc.c_str()};
+        o.doc = std::string(name) + "($self, other, /)\n--\n\nThe op " + def.name + " on " +
+                (reflected ? "(other, self)." : "(self, other).");
+        method_defs[k] =
+            PyMethodDef{o.name.c_str(), reinterpret_cast<PyCFunction>(functions[k]), METH_FASTCALL, o.doc.c_str()};
     }
     PyObject* d = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &method_defs[k]);
     if (!d) throw py::error_already_set();
@@ -148,17 +141,6 @@ py::function descriptor(int op, bool reflected, const char* name, size_t first, 
 py::object apply_unary(int op, py::handle x) {
     const OpDef& def = def_of(op);
     return nodes_out(apply_op(op, {input_node(def, x, 0)}, make_attrs(def, py::none())));
-}
-
-PyObject* apply1(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "apply1(op, x) takes 2 arguments, got %zd", nargs);
-        return nullptr;
-    }
-    return guarded([&] {
-        if (!PyLong_Check(args[0])) throw py::type_error("apply1: op must be an int, got " + type_name(args[0]));
-        return apply_unary(py::cast<int>(args[0]), args[1]);
-    });
 }
 
 // TensorNode(value, source=None, name=None, requires_grad=True). pybind11's constructor took 1 us
@@ -217,12 +199,9 @@ PyMethodDef node_init_def{
     "__init__($self, /, value, source=None, name=None, requires_grad=True)\n--\n\nA leaf node holding `value` (an "
     "array, or anything numpy.asarray takes; its memory is shared when it is a contiguous float32/float64 array)."};
 
-PyMethodDef apply1_def{"apply1", reinterpret_cast<PyCFunction>(&apply1), METH_FASTCALL,
-                       "apply1($module, op, x, /)\n--\n\napply(op, [x], {}): the shortest path, for unary functions."};
-
 // vg.sigmoid(x) and the other one-input functions made from the op table (functional.py), as
-// objects of a small type of their own: a Python function around apply1 cost 10% of a 2x2
-// sigmoid. A TensorNode goes to the op directly; anything else (an array or number, a constant)
+// objects of a small type of their own: a Python function around the engine's call cost 10% of a
+// 2x2 sigmoid. A TensorNode goes to the op directly; anything else (an array or number, a constant)
 // through the Python converter the function was made with. Like a Python function, one binds as a
 // method (x.sigmoid(), TensorNode's methods are these functions), takes the name, qualname,
 // module and doc its maker sets (in its __dict__), and pickles by name.
@@ -332,24 +311,9 @@ void bind_fast_calls(py::module_& m) {
     // TensorNode's methods are declared in one place.
     m.def(
         "binary_method",
-        [](int op, bool reflected, const char* name) {
-            static const auto functions = binary_functions(std::make_index_sequence<kBinary>());
-            const std::string doc = std::string("($self, other, /)\n--\n\nThe op ") + def_of(op).name + " on " +
-                                    (reflected ? "(other, self)." : "(self, other).");
-            return descriptor(op, reflected, name, 0, kBinary, doc,
-                              [](size_t k) { return reinterpret_cast<PyCFunction>(functions[k]); }, METH_FASTCALL);
-        },
+        [](int op, bool reflected, const char* name) { return descriptor(op, reflected, name); },
         py::arg("op"), py::arg("reflected"), py::arg("name"),
         "A TensorNode method computing self <op> other (other <op> self when reflected).");
-    m.def(
-        "unary_method",
-        [](int op, const char* name) {
-            static const auto functions = unary_functions(std::make_index_sequence<kUnary>());
-            const std::string doc = std::string("($self, /)\n--\n\nThe op ") + def_of(op).name + " on self.";
-            return descriptor(op, false, name, kBinary, kBinary + kUnary, doc, [](size_t k) { return functions[k]; },
-                              METH_NOARGS);
-        },
-        py::arg("op"), py::arg("name"), "A TensorNode method applying a one-input op without attributes.");
     m.def(
         "set_integer_operator", [](py::object f) { integer_operator() = std::move(f); }, py::arg("function"),
         "Set f(op, self, other, reflected), which computes operators whose operands are not all floats.");
@@ -376,9 +340,6 @@ void bind_fast_calls(py::module_& m) {
     PyObject* init = PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(py::type::of<Node>().ptr()), &node_init_def);
     if (!init) throw py::error_already_set();
     py::type::of<Node>().attr("__init__") = py::reinterpret_steal<py::object>(init);
-    PyObject* f = PyCFunction_NewEx(&apply1_def, nullptr, m.attr("__name__").ptr());
-    if (!f) throw py::error_already_set();
-    m.add_object("apply1", py::reinterpret_steal<py::object>(f));
 }
 
 }  // namespace tg

@@ -6,7 +6,7 @@
 namespace tg {
 
 void bind_nodes(pybind11::module_& m);    // nodes.cpp: TensorNode, OpNode, op application, the op table
-// fast_calls.cpp: TensorNode's operators, apply1 and constructor, as plain C functions
+// fast_calls.cpp: TensorNode's operators and constructor, vg.sigmoid & co., as plain C functions
 void bind_fast_calls(pybind11::module_& m);
 void bind_optim(pybind11::module_& m);    // optim.cpp: optimiser steps
 void bind_runtime(pybind11::module_& m);  // runtime.cpp: grad and anomaly modes, threads, the BLAS

@@ -1,6 +1,6 @@
 // Bindings of the graph: TensorNode and OpNode, op application (native and Python ops), the
 // raw-array forward/backward of native ops, and the op table as Python sees it (TensorNode's
-// operators and apply1 are in fast_calls.cpp).
+// operators and constructor and the one-input functions are in fast_calls.cpp).
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"

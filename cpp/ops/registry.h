@@ -94,8 +94,7 @@ using ShapeRule = Shapes (*)(const Call&);
 using Forward = void (*)(Call&);
 // Gradients of the inputs given those of the outputs; where need[i] is false the kernel may skip
 // input i and return an undefined Tensor for it. Null for ops without a gradient (comparisons).
-using Backward = Tensors (*)(const Call&, const Tensors& grads,
-                                         const std::vector<bool>& need);
+using Backward = Tensors (*)(const Call&, const Tensors& grads, const std::vector<bool>& need);
 
 // What an op's backward reads, besides shapes, attributes and aux: checked against in-place
 // changes (and tests overwrite what a row says is not read, to check the claim).

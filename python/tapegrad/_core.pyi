@@ -21,7 +21,9 @@ class TensorNode:
         """The node with its axes reversed."""
         ...
     def __abs__(self) -> TensorNode:
-        """The op abs on self."""
+        """|x|.
+
+        x: a TensorNode (or an array or number, a constant); the result has its shape."""
         ...
     def __add__(self, other: _TensorLike) -> TensorNode:
         """The op add on (self, other)."""
@@ -81,7 +83,9 @@ class TensorNode:
         """The op not_equal on (self, other)."""
         ...
     def __neg__(self) -> TensorNode:
-        """The op negative on self."""
+        """-x.
+
+        x: a TensorNode (or an array or number, a constant); the result has its shape."""
         ...
     def __pow__(self, other: _TensorLike) -> TensorNode:
         """The op power on (self, other)."""
@@ -540,9 +544,6 @@ def adam_step(params: Sequence[TensorNode], first_moments: list[Any], second_mom
 def apply(op: int, inputs: Sequence[TensorNode], kwargs: dict[str, Any]) -> TensorNode | list[TensorNode]:
     """Applies op (a row of op_table()) to TensorNodes, with its attributes as keyword arguments."""
     ...
-def apply1(op: int, x: TensorNode) -> TensorNode | list[TensorNode]:
-    """apply(op, [x], {}): the shortest path, for unary functions."""
-    ...
 def apply_plain(op: int, *args: TensorNode) -> TensorNode | list[TensorNode]:
     """apply(op, nodes, {}) for ops called without attributes: the short path of Op.do_forward."""
     ...
@@ -671,9 +672,6 @@ def tracing() -> bool:
     ...
 def unary_function(op: int, convert: Callable[[Any], TensorNode]) -> UnaryFunction:
     """vg.<op>(x) for a one-input op without attributes: the op on a TensorNode, on convert(x) otherwise."""
-    ...
-def unary_method(op: int, name: str) -> Callable[..., Any]:
-    """A TensorNode method applying a one-input op without attributes."""
     ...
 def writable(node: TensorNode) -> np.ndarray:
     """A writeable numpy view of the node's memory (for in-place methods, which then bump its version)."""

@@ -442,8 +442,8 @@ def install():
         for name in r.methods:
             setattr(TensorNode, name, getattr(functional, r.function))
         for name in r.operators:
-            if r.kind == ops.UNARY:
-                setattr(TensorNode, name, _core.unary_method(index, name))
+            if r.kind == ops.UNARY:  # -x, abs(x): the function itself (a UnaryFunction binds as a method)
+                setattr(TensorNode, name, getattr(functional, r.function))
             else:
                 setattr(TensorNode, name, _core.binary_method(index, name.startswith("__r"), name))
     for name, fn in COMPOSITE.items():
