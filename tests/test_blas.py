@@ -255,7 +255,10 @@ def sequential_product(a, b):
                                    (5, 3, 7), (7, 3, 5), (3, 17, 33), (33, 17, 3), (4, 9, 4), (9, 4, 12),
                                    (1, 300, 9), (300, 1, 100),
                                    # up to 64 multiply-adds, one element at a time; 80, tiles again
-                                   (2, 2, 2), (3, 2, 5), (2, 16, 2), (4, 4, 4), (4, 5, 4)])
+                                   (2, 2, 2), (3, 2, 5), (2, 16, 2), (4, 4, 4), (4, 5, 4),
+                                   # each k of 1-8 unrolled, one- and two-vector tiles, partial last tiles
+                                   (129, 1, 3), (127, 3, 2), (13, 4, 5), (70, 5, 4), (9, 6, 17), (127, 7, 4),
+                                   (66, 8, 3), (3, 9, 130), (130, 9, 3)])
 def test_small_products_sum_each_element_in_order_in_every_transposition(m, k, n, dtype):
     """The forward product (A B) and both gradients (G B^T, A^T G: the transposed cases) of a small
     matmul give, bit for bit, the sums taken in order: full tiles, partial ones and 1-wide sides."""

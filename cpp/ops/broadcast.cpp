@@ -56,11 +56,13 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
         bool leading = kept > 0 && kept < sr.size();
         for (size_t d = kept; d < sr.size() && leading; ++d) leading = sr[d] != 0;
         if (leading) {
-            const int64_t cols = total, rows = cols ? g.numel() / cols : 0;
-            for (int64_t i = 0; i < rows; ++i) {
-                const T* gi = pg + i * cols;
-                for (int64_t j = 0; j < cols; ++j) acc[j] += gi[j];
-            }
+            const int64_t rows = total ? g.numel() / total : 0;
+            with_short_length(total, [&](auto cols) {  // a compile-time width for a few units' bias
+                for (int64_t i = 0; i < rows; ++i) {
+                    const T* gi = pg + i * cols;
+                    for (int64_t j = 0; j < cols; ++j) acc[j] += gi[j];
+                }
+            });
             std::copy(acc, acc + total, r.data<T>());
             return;
         }

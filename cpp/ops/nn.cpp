@@ -50,10 +50,11 @@ namespace {
 
 // The row-wise steps of the softmax family, as plain loops over an n x m block: Eigen's row-wise
 // reductions and broadcasts cost more than the arithmetic on short rows (a (128, 2) log-softmax
-// took 4 us, an exp of all its elements 1 us).
+// took 4 us, an exp of all its elements 1 us). The kernels run them with m a compile-time constant
+// when the rows are short (with_short_length, common.h): M is int64_t or an integral_constant.
 
 // y = x - the maximum of x's row (y may be x); the maxima go to mx unless it is null.
-template <class T> void subtract_row_max(const T* x, T* y, int64_t n, int64_t m, T* mx = nullptr) {
+template <class T, class M> void subtract_row_max(const T* x, T* y, int64_t n, M m, T* mx = nullptr) {
     for (int64_t i = 0; i < n; ++i) {
         const T* xi = x + i * m;
         T top = m ? xi[0] : T(0);
@@ -65,7 +66,7 @@ template <class T> void subtract_row_max(const T* x, T* y, int64_t n, int64_t m,
 
 // The sum of each row into s[0, n), in double and rounded once: pairwise_sum, which for rows of
 // fewer than 8 adds them in order, as this does without its set-up.
-template <class T> void row_sums(const T* x, int64_t n, int64_t m, T* s) {
+template <class T, class M> void row_sums(const T* x, int64_t n, M m, T* s) {
     for (int64_t i = 0; i < n; ++i) {
         const T* xi = x + i * m;
         if (m < 8) {
@@ -90,15 +91,17 @@ template <class T> Tensor per_row(int64_t n) {
 void fwd_softmax(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
-        T* y = c.out[0].data<T>();
-        subtract_row_max(c.in[0].data<T>(), y, n, m);
-        exp_of(y, y, n * m);
-        const Tensor sums = per_row<T>(n);
-        const T* sum = sums.data<T>();
-        row_sums(y, n, m, sums.data<T>());
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < m; ++j) y[i * m + j] /= sum[i];
+        const int64_t n = rows_of(c.in[0]);
+        with_short_length(cols_of(c.in[0]), [&](auto m) {
+            T* y = c.out[0].data<T>();
+            subtract_row_max(c.in[0].data<T>(), y, n, m);
+            exp_of(y, y, n * m);
+            const Tensor sums = per_row<T>(n);
+            const T* sum = sums.data<T>();
+            row_sums(y, n, m, sums.data<T>());
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < m; ++j) y[i * m + j] /= sum[i];
+        });
     });
 }
 // dL/dx = y * (g - sum(g * y)) per row
@@ -106,15 +109,17 @@ Grads bwd_softmax(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
-        const T *y = c.out[0].data<T>(), *pg = g[0].data<T>();
-        T* pr = r.data<T>();
-        for (int64_t i = 0; i < n * m; ++i) pr[i] = pg[i] * y[i];
-        const Tensor dots = per_row<T>(n);
-        const T* dot = dots.data<T>();
-        row_sums(pr, n, m, dots.data<T>());
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < m; ++j) pr[i * m + j] = y[i * m + j] * (pg[i * m + j] - dot[i]);
+        const int64_t n = rows_of(c.in[0]);
+        with_short_length(cols_of(c.in[0]), [&](auto m) {
+            const T *y = c.out[0].data<T>(), *pg = g[0].data<T>();
+            T* pr = r.data<T>();
+            for (int64_t i = 0; i < n * m; ++i) pr[i] = pg[i] * y[i];
+            const Tensor dots = per_row<T>(n);
+            const T* dot = dots.data<T>();
+            row_sums(pr, n, m, dots.data<T>());
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < m; ++j) pr[i * m + j] = y[i * m + j] * (pg[i * m + j] - dot[i]);
+        });
     });
     return {r};
 }
@@ -123,17 +128,19 @@ Grads bwd_softmax(const Call& c, const Grads& g, const Need&) {
 void fwd_log_softmax(Call& c) {
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
-        T* y = c.out[0].data<T>();
-        subtract_row_max(c.in[0].data<T>(), y, n, m);
-        Tensor e = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
-        exp_of(y, e.data<T>(), n * m);
-        const Tensor sums = per_row<T>(n);
-        T* lse = sums.data<T>();
-        row_sums(e.data<T>(), n, m, lse);
-        vec<T>(sums) = cvec<T>(sums).log();  // vectorised: a sum holds exp(0) = 1, never below the normal range
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < m; ++j) y[i * m + j] -= lse[i];
+        const int64_t n = rows_of(c.in[0]);
+        with_short_length(cols_of(c.in[0]), [&](auto m) {
+            T* y = c.out[0].data<T>();
+            subtract_row_max(c.in[0].data<T>(), y, n, m);
+            Tensor e = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
+            exp_of(y, e.data<T>(), n * m);
+            const Tensor sums = per_row<T>(n);
+            T* lse = sums.data<T>();
+            row_sums(e.data<T>(), n, m, lse);
+            vec<T>(sums) = cvec<T>(sums).log();  // vectorised: a sum holds exp(0) = 1, never below the normal range
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < m; ++j) y[i * m + j] -= lse[i];
+        });
     });
 }
 // dL/dx = g - exp(y) * sum(g) per row
@@ -141,15 +148,17 @@ Grads bwd_log_softmax(const Call& c, const Grads& g, const Need&) {
     Tensor r = Tensor::empty(c.in[0].shape(), c.in[0].dtype());
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = rows_of(c.in[0]), m = cols_of(c.in[0]);
-        const T* pg = g[0].data<T>();
-        T* pr = r.data<T>();
-        const Tensor sums = per_row<T>(n);
-        const T* gsum = sums.data<T>();
-        row_sums(pg, n, m, sums.data<T>());
-        exp_of(c.out[0].data<T>(), pr, n * m);  // the softmax
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < m; ++j) pr[i * m + j] = pg[i * m + j] - pr[i * m + j] * gsum[i];
+        const int64_t n = rows_of(c.in[0]);
+        with_short_length(cols_of(c.in[0]), [&](auto m) {
+            const T* pg = g[0].data<T>();
+            T* pr = r.data<T>();
+            const Tensor sums = per_row<T>(n);
+            const T* gsum = sums.data<T>();
+            row_sums(pg, n, m, sums.data<T>());
+            exp_of(c.out[0].data<T>(), pr, n * m);  // the softmax
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < m; ++j) pr[i * m + j] = pg[i * m + j] - pr[i * m + j] * gsum[i];
+        });
     });
     return {r};
 }
@@ -178,22 +187,24 @@ void fwd_cross_entropy(Call& c) {
     c.aux = Tensor::empty(x.shape(), x.dtype());
     with_dtype(c, [&](auto tag) {
         using T = decltype(tag);
-        const int64_t n = x.dim(0), m = x.dim(1);
-        auto xm = cmat<T>(x, n, m).array();
-        T* p = c.aux.data<T>();
-        const Tensor maxima = per_row<T>(n), sums = per_row<T>(n);
-        const T *mx = maxima.data<T>(), *s = sums.data<T>();
-        subtract_row_max(x.data<T>(), p, n, m, maxima.data<T>());
-        exp_of(p, p, n * m);
-        row_sums(p, n, m, sums.data<T>());
-        for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < m; ++j) p[i * m + j] /= s[i];
-        const int64_t* t = c.attrs.index.data<int64_t>();
-        // (max - x_t) + log(sum): forming logsumexp first would cancel (1e30 + log 2 - 1e30 = 0)
-        const double total = pairwise_sum(n, [&](int64_t i) {
-            return (static_cast<double>(mx[i]) - xm(i, t[i])) + std::log(static_cast<double>(s[i]));
+        const int64_t n = x.dim(0);
+        with_short_length(x.dim(1), [&](auto m) {
+            const T* px = x.data<T>();
+            T* p = c.aux.data<T>();
+            const Tensor maxima = per_row<T>(n), sums = per_row<T>(n);
+            const T *mx = maxima.data<T>(), *s = sums.data<T>();
+            subtract_row_max(px, p, n, m, maxima.data<T>());
+            exp_of(p, p, n * m);
+            row_sums(p, n, m, sums.data<T>());
+            for (int64_t i = 0; i < n; ++i)
+                for (int64_t j = 0; j < m; ++j) p[i * m + j] /= s[i];
+            const int64_t* t = c.attrs.index.data<int64_t>();
+            // (max - x_t) + log(sum): forming logsumexp first would cancel (1e30 + log 2 - 1e30 = 0)
+            const double total = pairwise_sum(n, [&](int64_t i) {
+                return (static_cast<double>(mx[i]) - px[i * m + t[i]]) + std::log(static_cast<double>(s[i]));
+            });
+            *c.out[0].data<T>() = finish<T>(c, total, n);
         });
-        *c.out[0].data<T>() = finish<T>(c, total, n);
     });
 }
 // dL/dx = g * (softmax(x) - onehot(t)) (divided by n for the mean)
