@@ -97,72 +97,67 @@ OptimUpdates TG_ISA::optim_updates() { return {sgd_update, adam_update, rmsprop_
 
 namespace {
 
-// A parameter's share of a step: its value, its gradient in the value's dtype, its states.
-struct ParamWork {
-    Tensor param, grad;
-    std::vector<Tensor> state;
-};
-
-// Checks the parameters and their states; parameters without a gradient are left out.
-std::vector<ParamWork> step_work(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
-                                 const std::string& name) {
-    std::vector<ParamWork> work;
+// Checks the parameters and their states before any is updated, so that a bad one changes none.
+void check_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states, const char* name) {
+    for (const auto& kind : states)
+        if (kind.size() != params.size())
+            throw std::invalid_argument(std::string(name) + ": " + std::to_string(kind.size()) + " state arrays for " +
+                                        std::to_string(params.size()) + " parameters");
     for (size_t i = 0; i < params.size(); ++i) {
         const Node& p = *params[i];
         if (p.source)
-            throw std::invalid_argument(name + ": parameter " + std::to_string(i) + " was made by an op; optimisers update leaves");
+            throw std::invalid_argument(std::string(name) + ": parameter " + std::to_string(i) +
+                                        " was made by an op; optimisers update leaves");
         if (p.grad.defined() && p.grad.shape() != p.value.shape())
-            throw std::invalid_argument(name + ": gradient of parameter " + std::to_string(i) + " has shape " +
-                                        shape_str(p.grad.shape()) + ", its value " + shape_str(p.value.shape()));
-        ParamWork w{p.value, p.grad.defined() ? p.grad.to(p.value.dtype()) : Tensor(), {}};
+            throw std::invalid_argument(std::string(name) + ": gradient of parameter " + std::to_string(i) +
+                                        " has shape " + shape_str(p.grad.shape()) + ", its value " +
+                                        shape_str(p.value.shape()));
         for (const auto& kind : states) {
-            if (kind.size() != params.size())
-                throw std::invalid_argument(name + ": " + std::to_string(kind.size()) + " state arrays for " +
-                                            std::to_string(params.size()) + " parameters");
             const Tensor& t = kind[i];
             if (t.defined() && (t.shape() != p.value.shape() || t.dtype() != p.value.dtype()))
-                throw std::invalid_argument(name + ": state of parameter " + std::to_string(i) + " must have shape " +
-                                            shape_str(p.value.shape()) + " and dtype " + dtype_name(p.value.dtype()));
-            w.state.push_back(t);
+                throw std::invalid_argument(std::string(name) + ": state of parameter " + std::to_string(i) +
+                                            " must have shape " + shape_str(p.value.shape()) + " and dtype " +
+                                            dtype_name(p.value.dtype()));
         }
-        work.push_back(std::move(w));
     }
-    return work;
+}
+
+// Runs update(value, gradient in the value's dtype, i) for each parameter with a gradient, then
+// moves its version on.
+template <class F> void each_update(const std::vector<NodePtr>& params, F&& update) {
+    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
+    for (size_t i = 0; i < params.size(); ++i) {
+        Node& p = *params[i];
+        if (!p.grad.defined()) continue;
+        update(p.value, p.grad.to(p.value.dtype()), i);
+        p.value.bump_version();
+    }
 }
 
 }  // namespace
 
 void sgd_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
               const std::vector<bool>& first, const SgdConfig& c) {
-    auto work = step_work(params, states, "SGD");
-    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
-    for (size_t i = 0; i < work.size(); ++i) {
-        if (!work[i].grad.defined()) continue;
-        optim_updates().sgd(work[i].param, work[i].grad, work[i].state.at(0), first.at(i), c);
-        work[i].param.bump_version();
-    }
+    check_step(params, states, "SGD");
+    each_update(params, [&](const Tensor& value, const Tensor& grad, size_t i) {
+        optim_updates().sgd(value, grad, states.at(0)[i], first.at(i), c);
+    });
 }
 
 void adam_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
                const std::vector<int64_t>& steps, const AdamConfig& c) {
-    auto work = step_work(params, states, c.decoupled ? "AdamW" : "Adam");
-    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
-    for (size_t i = 0; i < work.size(); ++i) {
-        if (!work[i].grad.defined()) continue;
-        optim_updates().adam(work[i].param, work[i].grad, work[i].state.at(0), work[i].state.at(1), steps.at(i), c);
-        work[i].param.bump_version();
-    }
+    check_step(params, states, c.decoupled ? "AdamW" : "Adam");
+    each_update(params, [&](const Tensor& value, const Tensor& grad, size_t i) {
+        optim_updates().adam(value, grad, states.at(0)[i], states.at(1)[i], steps.at(i), c);
+    });
 }
 
 void rmsprop_step(const std::vector<NodePtr>& params, const std::vector<std::vector<Tensor>>& states,
                   const RmspropConfig& c) {
-    auto work = step_work(params, states, "RMSprop");
-    FlushScope flush;  // set_flush_denormal: lr * g is subnormal for the smallest gradients
-    for (auto& w : work) {
-        if (!w.grad.defined()) continue;
-        optim_updates().rmsprop(w.param, w.grad, w.state.at(0), w.state.at(1), c);
-        w.param.bump_version();
-    }
+    check_step(params, states, "RMSprop");
+    each_update(params, [&](const Tensor& value, const Tensor& grad, size_t i) {
+        optim_updates().rmsprop(value, grad, states.at(0)[i], states.at(1)[i], c);
+    });
 }
 
 }  // namespace tg

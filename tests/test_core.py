@@ -58,6 +58,16 @@ def test_leaf_reports_its_shape_size_length_name_and_item():
     assert vg.TensorNode(3.0).shape == ()
 
 
+def test_item_gives_the_python_number_of_the_dtype_and_refuses_more_than_one_element():
+    for value, kind in ((np.array([[2.5]], dtype=np.float32), float), (np.array([-3]), int), (np.array(True), bool)):
+        got = vg.tensor(value).item()
+        assert type(got) is kind and got == value.item()
+    with pytest.raises(ValueError, match=r"item\(\): a tensor of shape \(3,\) has 3 elements, not one"):
+        vg.TensorNode(np.ones(3)).item()
+    with pytest.raises(ValueError, match=r"shape \(0, 2\) has 0 elements"):
+        vg.TensorNode(np.ones((0, 2))).item()
+
+
 @pytest.mark.parametrize("value", [np.arange(3), np.array([True, False]), [1, 2, 3], 7], ids=["int", "bool", "list", "number"])
 def test_integer_and_boolean_values_become_float64(value):
     node = vg.TensorNode(value)

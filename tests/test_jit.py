@@ -196,7 +196,7 @@ def test_refusals_name_what_cannot_be_replayed():
     step, params, opt = vugrad_model(vg.optim.SGD, lr=0.1)
     cases = {
         "the Python Op Cube": lambda: Cube.do_forward(xb),
-        r"\.item\(\)|\(\.value\)": lambda: step(xb, yb).item(),
+        r"reads a value with \.item\(\)": lambda: step(xb, yb).item(),
         r"\.grad": lambda: (step(xb, yb), params[0].grad),
         r"value of a node made by an op": lambda: step(xb, yb).value,
         r"\.value = ": lambda: setattr(params[0], "value", np.zeros(params[0].shape)),
@@ -218,7 +218,7 @@ def test_refusals_name_what_cannot_be_replayed():
             pass
         return None
 
-    with pytest.raises(vg.TraceError, match=r"\(\.value\)"):  # caught inside, the recording is still void
+    with pytest.raises(vg.TraceError, match=r"\.item\(\)"):  # caught inside, the recording is still void
         vg.jit(caught)(xb, yb)
 
 

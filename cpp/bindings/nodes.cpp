@@ -440,11 +440,20 @@ void bind_nodes(py::module_& m) {
              "The size of the first axis.")
         .def(
             "item",
-            [](const Node& n) {
+            [](const Node& n) -> py::object {
                 jit::refuse("reads a value with .item()", "return the node and read it after the call");
-                return n.value.item();
+                const Tensor& v = n.value;
+                if (v.numel() != 1)
+                    throw std::invalid_argument("item(): a tensor of shape " + shape_str(v.shape()) + " has " +
+                                                std::to_string(v.numel()) + " elements, not one");
+                switch (v.dtype()) {
+                    case DType::i64: return py::int_(*v.data<int64_t>());
+                    case DType::b8: return py::bool_(*v.data<bool>());
+                    default: return py::float_(v.item());
+                }
             },
-            "The value of a one-element node as a float.")
+            "The value of a one-element tensor as a Python number: a float, or an int or bool for integer and "
+            "boolean tensors.")
         .def(
             "backward",
             [](const NodePtr& n, py::object gradient, py::object retain_graph) {

@@ -259,8 +259,8 @@ class TensorNode:
     def is_leaf(self) -> bool:
         """True for nodes not made by an op (no source)."""
         ...
-    def item(self) -> TensorNode:
-        """The value of a one-element tensor as a Python number (int for integer tensors)."""
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number: a float, or an int or bool for integer and boolean tensors."""
         ...
     def log(self) -> TensorNode:
         """Natural logarithm log(x) (nan for x < 0, -inf at 0, like numpy).

@@ -197,13 +197,6 @@ def _tolist(x):
     return x.value.tolist()
 
 
-def _item(x):
-    """The value of a one-element tensor as a Python number (int for integer tensors)."""
-    if x.value.size != 1:
-        raise ValueError(f"item(): a tensor of shape {x.shape} has {x.value.size} elements, not one")
-    return x.value.reshape(()).item()
-
-
 def _one(x, kind, name):
     if x.value.size != 1:
         raise TypeError(f"only one-element tensors can be converted to Python scalars ({name}() of a tensor "
@@ -389,7 +382,7 @@ def _type(x, dtype=None):
 PYTORCH = {
     "data": property(_data, _set_data, doc=_data.__doc__),
     "clone": _clone,
-    "numpy": _numpy, "tolist": _tolist, "item": _item,
+    "numpy": _numpy, "tolist": _tolist,
     "__float__": lambda x: _one(x, float, "float"), "__int__": lambda x: _one(x, int, "int"),
     "__index__": _index, "__format__": _format, "__iter__": _iter, "__array__": _array,
     "__repr__": _repr, "__str__": _repr, "__reduce__": _reduce,
