@@ -197,3 +197,34 @@ def test_training_the_mlp_on_the_synthetic_task_lowers_the_loss():
         loss.zero_grad()
         loss.clear()
     assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", range(1, 11))
+def test_row_kernels_agree_with_numpy_for_every_short_row_length(m, dtype):
+    """Rows of 1 to 8 elements run with their length fixed at compile time (with_short_length):
+    softmax, log_softmax and cross_entropy over m classes, and a bias's gradient over m units,
+    against numpy, forward and backward, for each of those lengths and two longer ones."""
+    import tapegrad as torch
+    import tapegrad.nn.functional as F
+    rng = np.random.default_rng(m)
+    X, G = (rng.standard_normal((37, m)).astype(dtype) for _ in range(2))
+    t = rng.integers(0, m, 37)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    x64 = X.astype(np.float64)
+    soft, logsoft = np_softmax(x64), np_logsoftmax(x64)
+    for fn, ref, grad in ((F.softmax, soft, soft * (G - (G * soft).sum(1, keepdims=True))),
+                          (F.log_softmax, logsoft, G - soft * G.sum(1, keepdims=True))):
+        x = torch.tensor(X, requires_grad=True)
+        y = fn(x, dim=-1)
+        y.backward(torch.tensor(G))
+        np.testing.assert_allclose(y.detach().numpy(), ref, **tol)
+        np.testing.assert_allclose(x.grad.numpy(), grad, **tol)
+    x = torch.tensor(X, requires_grad=True)
+    loss = F.cross_entropy(x, torch.tensor(t), reduction="sum")
+    loss.backward()
+    np.testing.assert_allclose(loss.item(), -logsoft[np.arange(37), t].sum(), **tol)
+    np.testing.assert_allclose(x.grad.numpy(), soft - np.eye(m)[t], **tol)
+    b = torch.tensor(np.zeros(m, dtype=dtype), requires_grad=True)
+    (torch.tensor(X) + b).backward(torch.tensor(G))
+    np.testing.assert_allclose(b.grad.numpy(), G.astype(np.float64).sum(0), **tol)
