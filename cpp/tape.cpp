@@ -265,7 +265,8 @@ bool output_grads(const OpNode& op, Pending& pending, Nodes& outs, Tensors& grad
                 throw GraphError("backward of " + op.name() + ": the gradient of its output " + std::to_string(k) +
                                  " has shape " + shape_str(g.shape()) + ", the output " +
                                  shape_str(op.call.out[k].shape()));
-            grads.push_back(g.to(op.call.out[k].dtype()));
+            if (g.dtype() != op.call.out[k].dtype()) g = g.to(op.call.out[k].dtype());
+            grads.push_back(std::move(g));
             reached = true;
         } else {
             grads.push_back(Tensor::zeros(op.call.out[k].shape(), op.call.out[k].dtype()));
@@ -281,7 +282,8 @@ Tensors input_grads(OpNode& op, Tensors& grads, const std::vector<bool>& need) {
     if (op.external) {
         gin = op.external->backward(grads);
     } else {
-        for (auto& g : grads) g = g.to(op.call.in[0].dtype());
+        for (auto& g : grads)
+            if (g.dtype() != op.call.in[0].dtype()) g = g.to(op.call.in[0].dtype());
         gin = op_table()[static_cast<size_t>(op.op)].backward(op.call, grads, need);
     }
     if (gin.size() != op.inputs.size())
@@ -295,7 +297,7 @@ Tensors input_grads(OpNode& op, Tensors& grads, const std::vector<bool>& need) {
 void deliver(const OpNode& op, size_t i, Tensor g, Pending& pending) {
     Node& in = *op.inputs[i];
     if (g.shape() != in.value.shape()) throw std::invalid_argument(grad_error(op, i, g, in.value));
-    g = g.to(in.value.dtype());
+    if (g.dtype() != in.value.dtype()) g = g.to(in.value.dtype());
     if (anomaly_mode && !all_finite(g))
         throw GraphError("detect_anomaly: backward of " + op.name() + " produced nan or inf in the gradient of its input " +
                          std::to_string(i) + " (shape " + shape_str(g.shape()) + ")" +
