@@ -65,7 +65,8 @@ struct SmallProduct {
     // nl of its L columns. Whole rows along C's rows go from the registers as vectors, the others
     // element by element: the same roundings either way. K: k when it is known at compile time, else 0.
     template <int NR, int K>
-    __attribute__((always_inline)) void tile(int64_t r0, int64_t l0, T* c, int64_t rstep, int64_t lstep, int nl, T alpha, T beta) const {
+    __attribute__((always_inline)) void tile(int64_t r0, int64_t l0, T* c, int64_t rstep, int64_t lstep, int nl,
+                                             T alpha, T beta) const {
         V s[NR][Vectors];
         for (int r = 0; r < NR; ++r)
             for (int q = 0; q < Vectors; ++q) s[r][q] = V{};
@@ -117,7 +118,9 @@ struct SmallProduct {
             for (int64_t r0 = 0; r0 < full; r0 += R) tile<R, K>(r0, l0, cl + r0 * rstep, rstep, lstep, nl, alpha, beta);
             if (full == rows) continue;
             T* ct = cl + full * rstep;
-            switch (rows - full) {  // compile-time heights, so that the sums stay in registers
+            // Compile-time heights, so that the sums stay in registers (5 to 7 occur only when R is 8;
+            // with R = 4 those cases are never taken and name tile<1>).
+            switch (rows - full) {
                 case 7: tile<(R > 7 ? 7 : 1), K>(full, l0, ct, rstep, lstep, nl, alpha, beta); break;
                 case 6: tile<(R > 6 ? 6 : 1), K>(full, l0, ct, rstep, lstep, nl, alpha, beta); break;
                 case 5: tile<(R > 5 ? 5 : 1), K>(full, l0, ct, rstep, lstep, nl, alpha, beta); break;
@@ -215,7 +218,8 @@ void small_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, cons
     // The cheapest of the four plans.
     const auto up = [](int64_t v, int64_t to) { return (v + to - 1) / to * to; };
     const auto work = [&](bool by_rows, int vectors) {
-        const int64_t R = SmallProduct<T, 1>::R / vectors, L = vectors * SmallProduct<T, 1>::W;
+        const int64_t R = vectors == 1 ? SmallProduct<T, 1>::R : SmallProduct<T, 2>::R;
+        const int64_t L = vectors == 1 ? SmallProduct<T, 1>::L : SmallProduct<T, 2>::L;
         const int64_t rows = by_rows ? m : n, len = by_rows ? n : m;
         const bool along_p = by_rows ? tb : !ta;
         return Plan{by_rows, vectors, up(rows, R) * up(len, L) * k + (along_p || len % L ? k * up(len, L) : 0)};
