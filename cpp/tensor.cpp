@@ -170,8 +170,8 @@ void Tensor::add_(const Tensor& other) const {
 
 double Tensor::item() const {
     if (numel_ != 1)
-        throw std::invalid_argument("item(): tensor of shape " + shape_str(shape_) +
-                                    " has more than one element");
+        throw std::invalid_argument("item(): a tensor of shape " + shape_str(shape_) + " has " +
+                                    std::to_string(numel_) + " elements, not one");
     switch (dtype_) {
         case DType::f32: return *data<float>();
         case DType::f64: return *data<double>();

@@ -82,7 +82,7 @@ public:
     Tensor to(DType dtype) const;  // a copy converted to `dtype` (the tensor itself if it already is)
     void fill(double value) const;
     void add_(const Tensor& other) const;  // this += other, same shape and dtype
-    double item() const;                    // the value of a one-element tensor
+    double item() const;                    // the value of a one-element tensor (ValueError otherwise)
 
 private:
     std::shared_ptr<Buffer> buf_;

@@ -442,14 +442,11 @@ void bind_nodes(py::module_& m) {
             "item",
             [](const Node& n) -> py::object {
                 jit::refuse("reads a value with .item()", "return the node and read it after the call");
-                const Tensor& v = n.value;
-                if (v.numel() != 1)
-                    throw std::invalid_argument("item(): a tensor of shape " + shape_str(v.shape()) + " has " +
-                                                std::to_string(v.numel()) + " elements, not one");
-                switch (v.dtype()) {
-                    case DType::i64: return py::int_(*v.data<int64_t>());
-                    case DType::b8: return py::bool_(*v.data<bool>());
-                    default: return py::float_(v.item());
+                const double value = n.value.item();  // ValueError unless one element
+                switch (n.value.dtype()) {
+                    case DType::i64: return py::int_(*n.value.data<int64_t>());  // exact beyond 2^53
+                    case DType::b8: return py::bool_(value != 0);
+                    default: return py::float_(value);
                 }
             },
             "The value of a one-element tensor as a Python number: a float, or an int or bool for integer and "
